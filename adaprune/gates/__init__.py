@@ -1,0 +1,12 @@
+"""Gates: per-block decision networks. Importing this package registers the built-in methods."""
+
+from adaprune.gates._registry import get_gate, list_gates, register_gate
+from adaprune.gates.adacolvit import AdaColViT
+from adaprune.gates.base import BlockGate, decide
+from adaprune.gates.grouped_patch import GroupedPatchGate
+from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
+
+__all__ = [
+    "AdaColViT", "BlockGate", "GroupedPatchGate", "LayerSkipGate", "PolicyToken",
+    "decide", "get_gate", "list_gates", "register_gate",
+]

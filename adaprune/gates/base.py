@@ -1,0 +1,67 @@
+"""The contract between ``wrap`` and a method: a per-block gate module."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, Literal, Optional
+
+import torch
+from torch import Tensor, nn
+
+from adaprune.config import TokenLayout
+from adaprune.ops import gumbel_sigmoid, hard_decision, random_keep
+from adaprune.policy import Policy
+from adaprune.record import BlockDecision
+
+__all__ = ["BlockGate", "decide"]
+
+
+class BlockGate(nn.Module, ABC):
+    """Decision networks of one transformer block and the block's adaptive forward.
+
+    ``wrap`` builds one gate per block (stored as ``block.adaprune_gate``) and, when the method
+    has ``num_method_tokens > 0``, the module of ``make_method_tokens`` on the ViT (it prepends
+    those tokens). A wrapped block's forward calls ``gate(block, x, policy)``: the gate reads
+    the block's own submodules (``norm1``, ``attn``, ``ls1``, ``drop_path1`` ...) and decides.
+    A subclass is registered with ``@register_gate(name)``.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type]
+    num_method_tokens: ClassVar[int] = 0
+
+    def __init__(self, block: nn.Module, config: Any, layout: TokenLayout) -> None:
+        super().__init__()
+        self.layout = layout
+
+    @classmethod
+    def check(cls, block: nn.Module, config: Any) -> None:
+        """Raises TypeError / ValueError when this method cannot gate ``block``."""
+
+    @classmethod
+    def make_method_tokens(cls, embed_dim: int, config: Any) -> Optional[nn.Module]:
+        """A module mapping (B, N, C) to (B, num_method_tokens + N, C), or None."""
+        return None
+
+    @abstractmethod
+    def forward(self, block: nn.Module, x: Tensor, policy: Policy) -> tuple[Tensor, BlockDecision]:
+        """One block. x: (B, N, C) -> (B, N, C) and the block's decisions."""
+
+
+def decide(logits: Optional[Callable[[], Tensor]], batch: int, n: int, like: Tensor, policy: Policy,
+           kind: Literal["patch", "layer"], training: bool, temperature: float) -> Tensor:
+    """Keep decisions (batch, n) under a policy; ``logits`` is only called for ``learned``.
+
+    Training uses Gumbel-sigmoid with straight-through hard values; eval thresholds the
+    logits at 0 (sigmoid > 0.5), deterministically. Returns 0/1 values of ``like``'s dtype.
+    """
+    if policy.mode == "learned":
+        value = logits()
+        return gumbel_sigmoid(value, temperature) if training else hard_decision(value)
+    if policy.mode == "keep_all":
+        return like.new_ones(batch, n)
+    if policy.mode == "drop_all":
+        return like.new_zeros(batch, n)
+    if kind == "patch":
+        return random_keep(batch, n, policy.patch_keep, like.device, like.dtype)
+    return torch.bernoulli(like.new_full((batch, n), policy.layer_keep))

@@ -1,0 +1,186 @@
+"""Soft grouped patch selection (AdaColViT, eqs. 8-10).
+
+The channels of each attention head and the FFN's hidden channels are split into G groups.
+Group 1 runs for every token; groups 2..G run only for the tokens a decision layer keeps
+("informative" tokens) and are added on top through the output projection. In the extra
+attention groups a dropped token is no key or value: an attention mask while training,
+absent when the kept tokens are gathered at inference.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Attention, Mlp
+from torch import Tensor, nn
+
+from adaprune.ops import (
+    gather_tokens,
+    group_rows,
+    grouped_layer_norm,
+    kept_index,
+    masked_softmax_attention,
+    scatter_add_tokens,
+)
+
+__all__ = ["GroupedPatchGate"]
+
+
+def _qk_norm_params(norm: nn.Module, groups: int) -> Optional[tuple[Optional[Tensor], Optional[Tensor], float]]:
+    """(weight (G, dg), bias (G, dg), eps) of a q/k LayerNorm, None for Identity."""
+    if isinstance(norm, nn.Identity):
+        return None
+    weight = norm.weight.view(groups, -1) if norm.weight is not None else None
+    bias = norm.bias.view(groups, -1) if norm.bias is not None else None
+    return weight, bias, norm.eps
+
+
+def _norm_groups(t: Tensor, params, first: slice) -> Tensor:
+    """Applies a q/k norm per channel group. t: (B, H, g, N, dg); ``first`` picks the groups."""
+    if params is None:
+        return t
+    weight, bias, eps = params
+    return grouped_layer_norm(t, None if weight is None else weight[first],
+                              None if bias is None else bias[first], eps)
+
+
+class GroupedPatchGate(nn.Module):
+    """Token keep decisions for the attention and FFN inputs, and their grouped forwards.
+
+    Args:
+        dim: model width C.
+        groups: G, channel groups (>= 2).
+        init_keep_logit: initial bias of the decision layers.
+    """
+
+    def __init__(self, dim: int, groups: int, init_keep_logit: float = 2.0) -> None:
+        super().__init__()
+        self.groups = groups
+        self.attn_logits = nn.Linear(dim, 1)
+        self.mlp_logits = nn.Linear(dim, 1)
+        for layer in (self.attn_logits, self.mlp_logits):
+            nn.init.trunc_normal_(layer.weight, std=0.02)
+            nn.init.constant_(layer.bias, init_keep_logit)
+        self._cache: dict[str, tuple[tuple, tuple[Tensor, ...]]] = {}
+
+    @staticmethod
+    def check(block: nn.Module, groups: int) -> None:
+        """Raises TypeError / ValueError when the block's attention or FFN cannot be grouped."""
+        attn, mlp = block.attn, block.mlp
+        if type(attn) is not Attention:
+            raise TypeError(f"patch_groups > 1 needs timm.layers.Attention, got {type(attn).__name__}; "
+                            "use patch_groups=1 (layer skip only) for other attention modules")
+        if not isinstance(attn.norm, nn.Identity) or getattr(attn, "gate", None) is not None:
+            raise TypeError("patch_groups > 1 does not support attention with scale_norm or an output "
+                            "gate (they mix channels across groups); use patch_groups=1")
+        for norm in (attn.q_norm, attn.k_norm):
+            if not isinstance(norm, (nn.Identity, nn.LayerNorm)):
+                raise TypeError(f"patch_groups > 1 supports LayerNorm q/k norms only, got {type(norm).__name__}")
+        if type(mlp) is not Mlp or not isinstance(mlp.fc1, nn.Linear) or not isinstance(mlp.norm, nn.Identity):
+            raise TypeError(f"patch_groups > 1 needs timm.layers.Mlp with Linear layers and no hidden "
+                            f"norm, got {type(mlp).__name__}; use patch_groups=1 for other FFNs")
+        if attn.head_dim % groups:
+            raise ValueError(f"patch_groups={groups} must divide the head dim {attn.head_dim} "
+                             f"(width {attn.num_heads * attn.head_dim} / {attn.num_heads} heads)")
+        if mlp.fc1.out_features % groups:
+            raise ValueError(f"patch_groups={groups} must divide the FFN hidden width {mlp.fc1.out_features}")
+
+    # -- training: everything computed, dropped work masked ---------------------------------
+
+    def attention_masked(self, attn: Attention, h: Tensor, keep: Tensor) -> Tensor:
+        """h: (B, N, C), keep: (B, N) in [0, 1] (prefix tokens 1) -> (B, N, C)."""
+        B, N, _ = h.shape
+        H, G, d = attn.num_heads, self.groups, attn.head_dim
+        qkv = attn.qkv(h).view(B, N, 3, H, G, d // G).permute(2, 0, 3, 4, 1, 5)
+        q, k, v = qkv.unbind(0)  # (B, H, G, N, dg)
+        q = _norm_groups(q, _qk_norm_params(attn.q_norm, G), slice(None))
+        k = _norm_groups(k, _qk_norm_params(attn.k_norm, G), slice(None))
+        p = attn.attn_drop.p if self.training else 0.0
+        first = F.scaled_dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0], dropout_p=p)
+        rest = masked_softmax_attention(q[:, :, 1:].flatten(1, 2), k[:, :, 1:].flatten(1, 2),
+                                        v[:, :, 1:].flatten(1, 2), keep, p, self.training)
+        rest = rest * keep[:, None, :, None].to(rest.dtype)  # dropped queries get no extra groups
+        out = torch.cat([first.unsqueeze(2), rest.view(B, H, G - 1, N, -1)], dim=2)
+        out = out.permute(0, 3, 1, 2, 4).reshape(B, N, H * d)
+        return attn.proj_drop(attn.proj(out))
+
+    def mlp_masked(self, mlp: Mlp, h: Tensor, keep: Tensor) -> Tensor:
+        """h: (B, N, C), keep: (B, N) -> (B, N, C); hidden groups 2..G zeroed for dropped tokens."""
+        hidden = mlp.drop1(mlp.act(mlp.fc1(h)))
+        B, N, F_ = hidden.shape
+        hidden = hidden.view(B, N, self.groups, F_ // self.groups)
+        keep = keep.to(hidden.dtype)[:, :, None]
+        scale = torch.cat([torch.ones_like(keep), keep.expand(-1, -1, self.groups - 1)], dim=2)[..., None]
+        return mlp.drop2(mlp.fc2((hidden * scale).view(B, N, F_)))
+
+    # -- inference: kept tokens gathered, computed and scattered back ------------------------
+
+    def _attention_weights(self, attn: Attention) -> tuple[Tensor, ...]:
+        """qkv rows and proj columns of group 1 and of groups 2..G, cached while weights are
+        unchanged and no gradient is asked for (the slices are copies)."""
+        params = (attn.qkv.weight, attn.qkv.bias, attn.proj.weight)
+        key = tuple((p._version, p.data_ptr()) if p is not None else None for p in params)
+        cacheable = not torch.is_grad_enabled()
+        if cacheable and "attn" in self._cache and self._cache["attn"][0] == key:
+            return self._cache["attn"][1]
+        first, rest = group_rows(attn.num_heads, attn.head_dim, self.groups, parts=3)
+        cols_first, cols_rest = group_rows(attn.num_heads, attn.head_dim, self.groups, parts=1)
+        device = attn.qkv.weight.device
+        first, rest, cols_first, cols_rest = (t.to(device) for t in (first, rest, cols_first, cols_rest))
+        w, b, pw = params
+        weights = (
+            w[first], None if b is None else b[first], w[rest], None if b is None else b[rest],
+            pw[:, cols_first].contiguous(), pw[:, cols_rest].contiguous(),
+        )
+        if cacheable:
+            self._cache["attn"] = (key, weights)
+        return weights
+
+    def attention_gathered(self, attn: Attention, h: Tensor, keep: Tensor) -> Tensor:
+        """h: (B, N, C), keep: (B, N) bool -> (B, N, C), computing groups 2..G only for kept tokens."""
+        B, N, C = h.shape
+        H, G, d = attn.num_heads, self.groups, attn.head_dim
+        dg = d // G
+        if bool(keep.all()):  # every token at full width: one pass with H * G heads of dg
+            qkv = attn.qkv(h).view(B, N, 3, H, G, dg).permute(2, 0, 3, 4, 1, 5)
+            q, k, v = qkv.unbind(0)
+            q = _norm_groups(q, _qk_norm_params(attn.q_norm, G), slice(None))
+            k = _norm_groups(k, _qk_norm_params(attn.k_norm, G), slice(None))
+            out = F.scaled_dot_product_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2))
+            return attn.proj(out.view(B, H, G, N, dg).permute(0, 3, 1, 2, 4).reshape(B, N, H * d))
+        w1, b1, wr, br, p1, pr = self._attention_weights(attn)
+        qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
+
+        qkv = F.linear(h, w1, b1).view(B, N, 3, H, 1, dg).permute(2, 0, 3, 4, 1, 5)
+        q, k, v = qkv.unbind(0)  # (B, H, 1, N, dg)
+        q, k = _norm_groups(q, qn, slice(0, 1)), _norm_groups(k, kn, slice(0, 1))
+        out = F.scaled_dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0])
+        out = F.linear(out.transpose(1, 2).reshape(B, N, H * dg), p1, attn.proj.bias)
+
+        idx, valid = kept_index(keep)
+        K = idx.shape[1]
+        qkv = F.linear(gather_tokens(h, idx), wr, br).view(B, K, 3, H, G - 1, dg).permute(2, 0, 3, 4, 1, 5)
+        q, k, v = qkv.unbind(0)  # (B, H, G-1, K, dg)
+        q, k = _norm_groups(q, qn, slice(1, None)), _norm_groups(k, kn, slice(1, None))
+        mask = None if valid is None else valid[:, None, None, :]
+        rest = F.scaled_dot_product_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), attn_mask=mask)
+        rest = F.linear(rest.view(B, H, G - 1, K, dg).permute(0, 3, 1, 2, 4).reshape(B, K, -1), pr)
+        if valid is not None:
+            rest = rest * valid[..., None].to(rest.dtype)
+        return scatter_add_tokens(out, idx, rest)
+
+    def mlp_gathered(self, mlp: Mlp, h: Tensor, keep: Tensor) -> Tensor:
+        """h: (B, N, C), keep: (B, N) bool -> (B, N, C), hidden groups 2..G only for kept tokens."""
+        if bool(keep.all()):
+            return mlp(h)
+        f1 = mlp.fc1.out_features // self.groups
+        w1, b1, w2 = mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight
+        out = F.linear(mlp.act(F.linear(h, w1[:f1], None if b1 is None else b1[:f1])), w2[:, :f1], mlp.fc2.bias)
+        idx, valid = kept_index(keep)
+        hidden = mlp.act(F.linear(gather_tokens(h, idx), w1[f1:], None if b1 is None else b1[f1:]))
+        rest = F.linear(hidden, w2[:, f1:])
+        if valid is not None:
+            rest = rest * valid[..., None].to(rest.dtype)
+        return scatter_add_tokens(out, idx, rest)

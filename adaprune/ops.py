@@ -1,0 +1,163 @@
+"""Pure tensor functions: the maths of adaptive ViTs, free of modules and state.
+
+Shapes use B (batch), N (tokens), C (channels), H (heads), d (head dim), G (channel groups),
+K (kept tokens per sample, padded to the largest count in the batch).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "gumbel_sigmoid",
+    "hard_decision",
+    "random_keep",
+    "kept_index",
+    "gather_tokens",
+    "scatter_add_tokens",
+    "group_rows",
+    "masked_softmax_attention",
+    "grouped_layer_norm",
+]
+
+
+def gumbel_sigmoid(logits: Tensor, temperature: float = 1.0, hard: bool = True) -> Tensor:
+    """Relaxed Bernoulli sample of keep decisions.
+
+    Args:
+        logits: keep logits, any shape.
+        temperature: relaxation temperature; lower is closer to a hard sample.
+        hard: straight-through: the forward value is 0/1, the gradient is the relaxed one's.
+
+    Returns:
+        Keep decisions with the shape of ``logits``, in [0, 1] (exactly 0/1 when ``hard``).
+    """
+    u = torch.rand_like(logits).clamp_(1e-6, 1.0 - 1e-6)
+    noise = torch.log(u) - torch.log1p(-u)  # the difference of two Gumbels is logistic
+    soft = torch.sigmoid((logits + noise) / temperature)
+    if not hard:
+        return soft
+    hard_value = (soft > 0.5).to(soft.dtype)
+    return hard_value - soft.detach() + soft
+
+
+def hard_decision(logits: Tensor) -> Tensor:
+    """Deterministic inference decision: keep where sigmoid(logit) > 0.5. Same shape, float."""
+    return (logits > 0).to(logits.dtype)
+
+
+def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Exactly ``round(keep * n)`` uniformly chosen positions kept per row.
+
+    Returns:
+        (batch, n) float mask of 0/1.
+    """
+    k = int(round(keep * n))
+    mask = torch.zeros(batch, n, device=device, dtype=dtype)
+    if k > 0:
+        idx = torch.rand(batch, n, device=device).argsort(dim=1)[:, :k]
+        mask.scatter_(1, idx, 1.0)
+    return mask
+
+
+def kept_index(keep: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    """Indices of the kept tokens of each sample, in their original order, padded.
+
+    Args:
+        keep: (B, N) bool, True where a token is kept.
+
+    Returns:
+        ``idx`` (B, K) long with K the largest kept count, the kept positions first; and
+        ``valid`` (B, K) bool marking real (not padding) entries, or None when every sample
+        keeps exactly K tokens (no padding, so no attention mask is needed).
+    """
+    counts = keep.sum(dim=1)
+    k = int(counts.max())
+    if keep.shape[0] == 1:
+        return keep[0].nonzero().view(1, -1), None
+    # a stable sort of ~keep puts kept positions first, each group in its original order
+    idx = (~keep).to(torch.uint8).argsort(dim=1, stable=True)[:, :k]
+    if bool((counts == k).all()):
+        return idx, None
+    valid = torch.arange(k, device=keep.device)[None, :] < counts[:, None]
+    return idx, valid
+
+
+def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
+    """x: (B, N, C), idx: (B, K) -> (B, K, C)."""
+    if x.shape[0] == 1:
+        return x[:, idx[0]]
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def scatter_add_tokens(out: Tensor, idx: Tensor, values: Tensor) -> Tensor:
+    """Adds values (B, K, C) into out (B, N, C) at token positions idx (B, K), in place."""
+    if out.shape[0] == 1:
+        return out[0].index_add_(0, idx[0], values[0]).unsqueeze(0)
+    return out.scatter_add_(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]), values)
+
+
+def group_rows(num_heads: int, head_dim: int, groups: int, parts: int = 1) -> tuple[Tensor, Tensor]:
+    """Row indices of a per-head channel grouping, first group versus the others.
+
+    The channels of a projection with ``parts`` stacked blocks (3 for q, k, v) of ``num_heads``
+    heads of ``head_dim`` are split within each head into ``groups`` contiguous groups.
+
+    Returns:
+        ``first`` (parts * num_heads * head_dim / G,) and ``rest`` indices, each ordered
+        (part, head, channel) so that a reshape to (parts, heads, channels) is valid.
+    """
+    dg = head_dim // groups
+    ids = torch.arange(parts * num_heads * head_dim).view(parts, num_heads, groups, dg)
+    return ids[:, :, 0].reshape(-1), ids[:, :, 1:].reshape(-1)
+
+
+def masked_softmax_attention(
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_keep: Tensor,
+        dropout_p: float = 0.0,
+        training: bool = False,
+) -> Tensor:
+    """Attention in which dropped tokens are excluded as keys and values, differentiably.
+
+    ``a_ij = exp(s_ij) m_j / sum_k exp(s_ik) m_k``: for a 0/1 mask this equals attention over
+    the kept keys alone, and the gradient still reaches m (DynamicViT's masked softmax).
+
+    Args:
+        q, k, v: (B, h, N, d).
+        key_keep: (B, N) in [0, 1]; at least one key per sample must be kept.
+
+    Returns:
+        (B, h, N, d).
+    """
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    scores = scores - scores.amax(dim=-1, keepdim=True).detach()
+    weights = scores.exp() * key_keep[:, None, None, :].to(scores.dtype)
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    if dropout_p > 0.0 and training:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v
+
+
+def grouped_layer_norm(t: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float) -> Tensor:
+    """LayerNorm of each channel group on its own, with that group's affine parameters.
+
+    Used for q/k normalisation once a head's channels are grouped: a token computed only at
+    1/G width cannot be normalised over channels it never computed.
+
+    Args:
+        t: (B, H, g, N, dg): g channel groups of dg channels.
+        weight, bias: (g, dg) slices of the original norm's affine parameters, or None.
+    """
+    out = F.layer_norm(t, (t.shape[-1],), eps=eps)
+    if weight is not None:
+        out = out * weight[:, None, :]
+    if bias is not None:
+        out = out + bias[:, None, :]
+    return out
