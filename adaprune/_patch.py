@@ -58,6 +58,9 @@ class AdaptiveViTMixin:
         """Runs the blocks with their gates, stores the record; returns the final (normed)
         tokens and the intermediates asked for, both without the method's tokens."""
         info = wrap_info(self)
+        in_chans = self.patch_embed.proj.in_channels if hasattr(self.patch_embed, "proj") else None
+        if x.ndim != 4 or (in_chans is not None and x.shape[1] != in_chans):
+            raise ValueError(f"expected images (B, {in_chans or 'C'}, H, W), got a tensor of shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
         x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
         if self.adaprune_tokens is not None:

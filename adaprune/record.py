@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -11,23 +11,39 @@ from torch import Tensor, nn
 __all__ = ["BlockDecision", "Record", "last_record"]
 
 
-class BlockDecision(NamedTuple):
+@dataclass(frozen=True)
+class BlockDecision:
     """The decisions of one block for one batch; returned by every gate's block forward.
 
+    Derived figures (keep fractions, GFLOPs) are computed when asked for, not in the forward.
+
     Attributes:
-        token_keep: (B, 2) fraction of patch tokens kept at full width in the attention and
-            FFN sub-layers (1 where a method has no token decisions). Differentiable in training.
-        layer_keep: (B, 2) whether the attention and FFN sub-layers ran (0/1; relaxed values
-            carry the gradient in training).
-        gflops: (B,) GFLOPs this block spent on each sample, from the decisions taken.
-        token_masks: (B, 2, Np) the per-token keep masks of the two sub-layers (0 where a
-            sub-layer was skipped), or None when the method makes no token decisions.
+        layer_keep: (B, 2) whether the attention and FFN sub-layers ran (0/1; in training the
+            straight-through values carry the gradient).
+        token_masks: (B, 2, Np) per-token keep masks of the two sub-layers (0 where a
+            sub-layer did not run; differentiable in training), or None when the method
+            makes no token decisions (every token at full width).
+        gflops_fn: maps (token kept counts (B, 2), layer_keep (B, 2)) to (B,) GFLOPs of the
+            block; the method's cost model.
     """
 
-    token_keep: Tensor
     layer_keep: Tensor
-    gflops: Tensor
-    token_masks: Optional[Tensor] = None
+    token_masks: Optional[Tensor]
+    gflops_fn: Callable[[Tensor, Tensor], Tensor]
+
+    @property
+    def token_keep(self) -> Tensor:
+        """(B, 2) fraction of patch tokens kept at full width per sub-layer (1 without token
+        decisions; a skipped sub-layer keeps none in eval)."""
+        if self.token_masks is None:
+            return torch.ones_like(self.layer_keep)
+        return self.token_masks.mean(dim=-1)
+
+    @property
+    def gflops(self) -> Tensor:
+        """(B,) GFLOPs this block spent on each sample."""
+        kept = None if self.token_masks is None else self.token_masks.detach().sum(dim=-1)
+        return self.gflops_fn(kept, self.layer_keep.detach())
 
 
 @dataclass(frozen=True)

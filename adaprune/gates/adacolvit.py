@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -13,6 +14,7 @@ from adaprune.gates._registry import register_gate
 from adaprune.gates.base import BlockGate, decide
 from adaprune.gates.grouped_patch import GroupedPatchGate
 from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
+from adaprune.ops import read_only_mask
 from adaprune.policy import Policy
 from adaprune.record import BlockDecision
 
@@ -56,73 +58,81 @@ class AdaColViT(BlockGate):
             run = decide(lambda: self.layer(x[:, 0]), B, 2, x, policy, "layer", self.training, temperature)
         else:
             run = x.new_ones(B, 2)
-        x, keep_a, mask_a = self._sublayer(0, block, x, run[:, 0], policy)
-        x, keep_f, mask_f = self._sublayer(1, block, x, run[:, 1], policy)
-        token_keep = torch.stack([keep_a, keep_f], dim=1)
-        masks = None if self.patch is None else torch.stack([mask_a, mask_f], dim=1)
-        return x, BlockDecision(token_keep, run, self._gflops(x.shape[1], token_keep, run, policy), masks)
+        x, mask_attn = self._sublayer(0, block, x, run[:, 0], policy)
+        x, mask_mlp = self._sublayer(1, block, x, run[:, 1], policy)
+        masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1)
+        cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
+        return x, BlockDecision(run, masks, cost)
 
     def _sublayer(self, which: int, block: nn.Module, x: Tensor, run: Tensor,
-                  policy: Policy) -> tuple[Tensor, Tensor, Tensor]:
+                  policy: Policy) -> tuple[Tensor, Optional[Tensor]]:
         """Runs the attention (0) or FFN (1) sub-layer of ``block`` where ``run`` says.
 
-        Returns the new x, the (B,) fraction of patch tokens kept at full width and the
-        (B, Np) token mask (zeros where the sub-layer did not run).
+        Returns the new x and the (B, Np) patch-token keep mask (zeros where the sub-layer
+        did not run in eval; None without token decisions).
         """
         norm, fn, scale, drop_path = ((block.norm1, block.attn, block.ls1, block.drop_path1) if which == 0
                                       else (block.norm2, block.mlp, block.ls2, block.drop_path2))
         B, N, _ = x.shape
         P = self.layout.num_prefix
-        gathered = not self.training
         drawn = None
         if self.patch is not None and policy.mode != "learned":
             # controls draw for the whole batch first: train and eval use the same random numbers
             drawn = decide(None, B, N - P, x, policy, "patch", self.training, self.config.temperature)
-        rows = None
-        xs = x
-        if gathered:
-            ran = run.bool()
-            if not bool(ran.any()):
-                return x, x.new_zeros(B), x.new_zeros(B, N - P)
-            if not bool(ran.all()):
-                rows = ran.nonzero().view(-1)
-                xs = x[rows]
-        h = norm(xs)
-        if self.patch is None:
-            y = fn(h)
-            keep = h.new_ones(h.shape[0], N - P)
-        else:
-            if drawn is None:
-                logits = self.patch.attn_logits if which == 0 else self.patch.mlp_logits
-                keep = decide(lambda: logits(h[:, P:]).squeeze(-1), B, N - P, h, policy, "patch",
-                              self.training, self.config.temperature)
+        if self.training:  # masked: everything computed, dropped work multiplied by 0
+            h = norm(x)
+            keep = drawn if drawn is not None or self.patch is None else self._learned(which, h, policy)
+            if keep is None:
+                y = self._dense(which, fn, h)
             else:
-                keep = drawn if rows is None else drawn[rows]
-            full = torch.cat([keep.new_ones(keep.shape[0], P), keep], dim=1)
-            if gathered:
-                full = full.bool()
-                y = self.patch.attention_gathered(fn, h, full) if which == 0 else self.patch.mlp_gathered(fn, h, full)
-            else:
-                y = self.patch.attention_masked(fn, h, full) if which == 0 else self.patch.mlp_masked(fn, h, full)
-        y = drop_path(scale(y))
-        if not gathered:
-            return x + run[:, None, None].to(y.dtype) * y, keep.mean(dim=1) * run, keep * run[:, None]
-        if rows is None:
-            return x + y, keep.mean(dim=1), keep
-        full_keep = x.new_zeros(B, N - P).index_copy(0, rows, keep)
-        return x.index_add(0, rows, y), full_keep.mean(dim=1), full_keep
+                full = torch.cat([keep.new_ones(B, P), keep], dim=1)
+                y = (self.patch.attention_masked(fn, h, full, self.layout.num_method_tokens) if which == 0
+                     else self.patch.mlp_masked(fn, h, full))
+            x = x + run[:, None, None] * drop_path(scale(y))
+            return x, None if keep is None else keep * run[:, None]
 
-    def _gflops(self, n: int, token_keep: Tensor, run: Tensor, policy: Policy) -> Tensor:
-        """(B,) GFLOPs of this block per sample under the decisions taken."""
+        ran = run.bool()  # gathered: only the samples that run, only the kept tokens at full width
+        if not bool(ran.any()):
+            return x, None if self.patch is None else x.new_zeros(B, N - P)
+        rows = None if bool(ran.all()) else ran.nonzero().view(-1)
+        h = norm(x if rows is None else x[rows])
+        keep = drawn if rows is None or drawn is None else drawn[rows]
+        if keep is None and self.patch is not None:
+            keep = self._learned(which, h, policy)
+        if keep is None:
+            y = self._dense(which, fn, h)
+        else:
+            full = torch.cat([keep.new_ones(h.shape[0], P, dtype=torch.bool), keep.bool()], dim=1)
+            y = (self.patch.attention_gathered(fn, h, full, block.mlp, self.layout.num_method_tokens) if which == 0
+                 else self.patch.mlp_gathered(fn, h, full, block.attn))
+        y = drop_path(scale(y))
+        if rows is None:
+            return x + y, keep
+        return x.index_add(0, rows, y), None if keep is None else x.new_zeros(B, N - P).index_copy(0, rows, keep)
+
+    def _dense(self, which: int, fn: nn.Module, h: Tensor) -> Tensor:
+        """The block's own attention / FFN module; the policy token reads but is not read."""
+        if which == 1:
+            return fn(h)
+        return fn(h, attn_mask=read_only_mask(h.shape[1], self.layout.num_method_tokens, h.device))
+
+    def _learned(self, which: int, h: Tensor, policy: Policy) -> Tensor:
+        """Token keep decisions (B, Np) of the decision layer of sub-layer ``which``."""
+        P = self.layout.num_prefix
+        logits = self.patch.attn_logits if which == 0 else self.patch.mlp_logits
+        return decide(lambda: logits(h[:, P:]).squeeze(-1), h.shape[0], h.shape[1] - P, h, policy, "patch",
+                      self.training, self.config.temperature)
+
+    def _gflops(self, n: int, learned: bool, kept: Optional[Tensor], run: Tensor) -> Tensor:
+        """(B,) GFLOPs of this block per sample: ``kept`` (B, 2) patch tokens at full width per
+        sub-layer (None: all), ``run`` (B, 2) sub-layers run."""
         dim, attn_dim, hidden = self._dims
         P = self.layout.num_prefix
         groups = self.config.patch_groups
-        learned = policy.mode == "learned"
-        token_keep, run = token_keep.detach(), run.detach()
-        kept = P + token_keep * (n - P)  # (B, 2) tokens at full width per sub-layer
+        full = run.new_full(run.shape, float(n)) if kept is None else P + kept
         gate = (n - P) * dim if (self.patch is not None and learned) else 0
-        attn = attention_flops(n, kept[:, 0], dim, attn_dim, groups) + layer_norm_flops(n, dim) + gate
-        mlp = mlp_flops(n, kept[:, 1], dim, hidden, groups) + layer_norm_flops(n, dim) + gate
+        attn = attention_flops(n, full[:, 0], dim, attn_dim, groups) + layer_norm_flops(n, dim) + gate
+        mlp = mlp_flops(n, full[:, 1], dim, hidden, groups) + layer_norm_flops(n, dim) + gate
         total = run[:, 0] * attn + run[:, 1] * mlp
         if self.layer is not None and learned:
             total = total + 2 * dim

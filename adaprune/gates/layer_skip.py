@@ -30,8 +30,9 @@ class LayerSkipGate(nn.Module):
 class PolicyToken(nn.Module):
     """A learnable token, with its own position embedding, put at the front of the sequence.
 
-    It takes part in attention like any token, so by each block it has summarised the image;
-    the layer-skip decisions read it.
+    It attends to every token but no other token attends to it (a read-only token), so it
+    summarises the image for the layer-skip decisions without changing any other token's
+    computation: a wrap whose gates keep everything computes what the original model did.
     """
 
     def __init__(self, dim: int) -> None:

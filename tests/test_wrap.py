@@ -1,0 +1,272 @@
+"""wrap / unwrap: shapes, exactness, the masked-equals-gathered contract, training, errors."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from timm.models.vision_transformer import ResPostBlock
+
+import adaprune
+from tests.conftest import VARIANTS, tiny_vit
+
+
+def images(batch: int, size: int = 32, chans: int = 4) -> torch.Tensor:
+    return torch.randn(batch, chans, size, size)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    depth=st.integers(1, 3),
+    heads=st.sampled_from([1, 2]),
+    head_dim=st.sampled_from([4, 8]),
+    groups=st.sampled_from([1, 2, 4]),
+    layer_skip=st.booleans(),
+    class_token=st.booleans(),
+    reg_tokens=st.sampled_from([0, 2]),
+    training=st.booleans(),
+)
+def test_shapes_and_record(batch, depth, heads, head_dim, groups, layer_skip, class_token, reg_tokens, training):
+    if groups == 1 and not layer_skip:
+        layer_skip = True
+    vit = tiny_vit(depth=depth, num_heads=heads, embed_dim=heads * head_dim, class_token=class_token,
+                   reg_tokens=reg_tokens, no_embed_class=reg_tokens > 0)
+    x = images(batch)
+    expected = vit.forward_features(x).shape
+    adaprune.wrap(vit, patch_groups=groups, layer_skip=layer_skip).train(training)
+    out = vit.forward_features(x)
+    assert out.shape == expected and out.dtype == x.dtype
+    rec = adaprune.last_record(vit)
+    assert len(rec.blocks) == depth
+    for name in ("patch_keep", "layer_keep", "gflops"):
+        value = getattr(rec, name)
+        assert value.shape == (batch,), name
+    assert ((rec.patch_keep >= 0) & (rec.patch_keep <= 1)).all()
+    assert ((rec.layer_keep >= 0) & (rec.layer_keep <= 1)).all()
+    assert (rec.gflops > 0).all()
+    token_map = rec.token_map()
+    assert (token_map is None) == (groups == 1)
+    if token_map is not None:
+        assert token_map.shape == (batch, 4, 4)
+    assert vit(x).shape[0] == batch  # timm's forward (head included) still works
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("training", [False, True])
+def test_layer_skip_only_keep_all_equals_original(variant, training):
+    vit = tiny_vit(**VARIANTS[variant]).train(training)
+    x = images(2)
+    expected = vit.forward_features(x)
+    adaprune.wrap(vit, patch_groups=1, layer_skip=True)
+    with adaprune.policy(vit, "keep_all"):
+        out = vit.forward_features(x)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_grouped_ffn_keep_all_equals_original_ffn():
+    vit = tiny_vit()
+    adaprune.wrap(vit, patch_groups=4)
+    block = vit.blocks[0]
+    gate = block.adaprune_gate.patch
+    h = torch.randn(3, 17, 32)
+    keep = torch.ones(3, 17)
+    torch.testing.assert_close(gate.mlp_masked(block.mlp, h, keep), block.mlp(h), atol=1e-6, rtol=0)
+    torch.testing.assert_close(gate.mlp_gathered(block.mlp, h, keep.bool(), block.attn), block.mlp(h), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["plain", "qk_norm", "deit3_layerscale", "registers"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("groups", [2, 4])
+def test_masked_training_path_equals_gathered_inference_path(variant, batch, groups):
+    vit = adaprune.wrap(tiny_vit(depth=3, **VARIANTS[variant]), patch_groups=groups, layer_skip=True)
+    x = images(batch)
+    with adaprune.policy(vit, "random", patch_keep=0.4, layer_keep=0.6):
+        torch.manual_seed(1)
+        gathered = vit.eval().forward_features(x)
+        rec_eval = adaprune.last_record(vit)
+        torch.manual_seed(1)
+        masked = vit.train().forward_features(x)  # same random numbers: same decisions
+        rec_train = adaprune.last_record(vit)
+    torch.testing.assert_close(masked, gathered, atol=1e-5, rtol=0)
+    torch.testing.assert_close(rec_train.gflops, rec_eval.gflops)
+    torch.testing.assert_close(rec_train.layer_keep, rec_eval.layer_keep)
+    assert rec_eval.layer_keep.lt(1).any() and rec_eval.patch_keep.lt(1).all()  # decisions did drop work
+
+
+def test_gathered_and_masked_attention_agree_for_learned_hard_decisions():
+    vit = adaprune.wrap(tiny_vit(), patch_groups=2)
+    gate = vit.blocks[0].adaprune_gate.patch
+    attn = vit.blocks[0].attn
+    h = torch.randn(4, 17, 32)
+    keep = torch.rand(4, 17) > 0.5
+    keep[:, 0] = True
+    masked = gate.attention_masked(attn, h, keep.float())
+    gathered = gate.attention_gathered(attn, h, keep, vit.blocks[0].mlp)
+    torch.testing.assert_close(masked, gathered, atol=1e-5, rtol=0)
+
+
+def test_eval_is_deterministic_and_drop_all_skips_everything():
+    vit = adaprune.wrap(tiny_vit(), patch_groups=2, layer_skip=True)
+    x = images(2)
+    torch.testing.assert_close(vit.forward_features(x), vit.forward_features(x), atol=0, rtol=0)
+    with adaprune.policy(vit, "drop_all"):
+        vit.forward_features(x)
+    rec = adaprune.last_record(vit)
+    assert rec.layer_keep.eq(0).all() and rec.patch_keep.eq(0).all()
+    with adaprune.policy(vit, "keep_all"):
+        vit.forward_features(x)
+    assert adaprune.last_record(vit).gflops.gt(rec.gflops).all()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_unwrap_restores_outputs_and_state_dict(variant):
+    vit = tiny_vit(**VARIANTS[variant])
+    x = images(2)
+    expected = vit.forward_features(x)
+    keys = list(vit.state_dict())
+    cls, block_cls = type(vit), type(vit.blocks[0])
+    adaprune.wrap(vit, patch_groups=2)
+    assert set(keys) < set(vit.state_dict())
+    vit.forward_features(x)
+    adaprune.unwrap(vit)
+    assert type(vit) is cls and type(vit.blocks[0]) is block_cls
+    assert list(vit.state_dict()) == keys
+    torch.testing.assert_close(vit.forward_features(x), expected, atol=0, rtol=0)
+    assert not adaprune.is_wrapped(vit)
+
+
+def test_gradient_checkpointing_matches_and_trains():
+    vit = adaprune.wrap(tiny_vit(depth=3), patch_groups=2).train()
+    twin = copy.deepcopy(vit)
+    twin.set_grad_checkpointing(True)
+    x = images(2)
+    torch.manual_seed(3)
+    a = vit.forward_features(x)
+    loss_a = a.square().mean() + adaprune.sparsity_loss(vit)
+    torch.manual_seed(3)
+    b = twin.forward_features(x)
+    loss_b = b.square().mean() + adaprune.sparsity_loss(twin)
+    torch.testing.assert_close(a, b)
+    loss_a.backward()
+    loss_b.backward()
+    for (name, p), q in zip(vit.named_parameters(), twin.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_forward_intermediates_when_wrapped():
+    vit = adaprune.wrap(tiny_vit(depth=3, reg_tokens=1, no_embed_class=True), patch_groups=2)
+    x = images(2)
+    final, inter = vit.forward_intermediates(x, indices=2)
+    assert final.shape == vit.forward_features(x).shape
+    assert [t.shape for t in inter] == [(2, 32, 4, 4)] * 2
+    nlc = vit.forward_intermediates(x, indices=[0], output_fmt="NLC", intermediates_only=True,
+                                    return_prefix_tokens=True)
+    assert nlc[0][0].shape == (2, 16, 32) and nlc[0][1].shape == (2, 2, 32)
+    out = vit.forward_intermediates(x, output_dict=True, stop_early=True, indices=1)
+    assert set(out) == {"image_intermediates", "image_intermediates_prefix", "image_features"} - {"image_intermediates_prefix"}
+
+
+def test_gradients_reach_every_decision_layer():
+    vit = adaprune.wrap(tiny_vit(), patch_groups=2, layer_skip=True).train()
+    out = vit.forward_features(images(4))
+    (out.square().mean() + adaprune.sparsity_loss(vit)).backward()
+    for name, p in vit.named_parameters():
+        if "adaprune" in name:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_sparsity_loss_moves_keep_ratios_toward_budget():
+    vit = adaprune.wrap(tiny_vit(), patch_groups=2, layer_skip=True).train()
+    gates = [p for n, p in vit.named_parameters() if "adaprune" in n]
+    opt = torch.optim.Adam(gates, lr=0.05)
+    x = images(8)
+
+    def ratios() -> tuple[float, float]:
+        with torch.no_grad():
+            torch.manual_seed(5)
+            vit.forward_features(x)
+            rec = adaprune.last_record(vit)
+        return float(rec.patch_keep.mean()), float(rec.layer_keep.mean())
+
+    patch0, layer0 = ratios()
+    for _ in range(30):
+        vit.forward_features(x)
+        loss = adaprune.sparsity_loss(vit, beta_patch=0.3, beta_layer=0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    patch1, layer1 = ratios()
+    assert abs(patch1 - 0.3) < abs(patch0 - 0.3) - 0.1
+    assert abs(layer1 - 0.5) < abs(layer0 - 0.5) - 0.1
+
+
+def test_unsupported_models_and_options_raise_clear_errors():
+    with pytest.raises(TypeError, match="VisionTransformer"):
+        adaprune.wrap(torch.nn.Linear(3, 3))
+    with pytest.raises(TypeError, match="ResPostBlock"):
+        adaprune.wrap(tiny_vit(block_fn=ResPostBlock))
+    with pytest.raises(ValueError, match="head dim"):
+        adaprune.wrap(tiny_vit(), patch_groups=3)
+    with pytest.raises(ValueError, match="positive integer"):
+        adaprune.wrap(tiny_vit(), patch_groups=0)
+    with pytest.raises(TypeError, match="accepted: .*patch_groups"):
+        adaprune.wrap(tiny_vit(), patch_group=2)
+    with pytest.raises(ValueError, match="registered: .*adacolvit"):
+        adaprune.wrap(tiny_vit(), method="nope")
+    vit = adaprune.wrap(tiny_vit())
+    with pytest.raises(ValueError, match="already wrapped"):
+        adaprune.wrap(vit)
+    with pytest.raises(ValueError, match=r"expected images \(B, 4, H, W\)"):
+        vit.forward_features(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="accepted: learned"):
+        adaprune.policy(vit, "sometimes").__enter__()
+    with pytest.raises(ValueError, match="patch_keep"):
+        adaprune.policy(vit, "random", patch_keep=1.5).__enter__()
+    with pytest.raises(TypeError, match="not wrapped"):
+        adaprune.last_record(tiny_vit())
+    with pytest.raises(RuntimeError, match="not run a forward"):
+        adaprune.last_record(adaprune.wrap(tiny_vit()))
+
+
+def test_registry_plugs_in_a_new_method():
+    class KeepEverything(adaprune.BlockGate):
+        config_class = adaprune.AdaColViTConfig
+
+        def forward(self, block, x, policy):
+            x = block.forward_gated.__func__  # noqa: F841 - the block is the timm block
+            y = x_in = self._x
+            return y, None
+
+    assert "adacolvit" in adaprune.list_gates()
+
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class NoOptions:
+        pass
+
+    @adaprune.register_gate("identity-test")
+    class Identity(adaprune.BlockGate):
+        config_class = NoOptions
+
+        def forward(self, block, x, policy):
+            ones = x.new_ones(x.shape[0], 2)
+            x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+            x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+            return x, adaprune.BlockDecision(ones, None, lambda kept, run: run.sum(1) * 0 + 1e-3)
+
+    vit = tiny_vit()
+    x = images(2)
+    expected = vit.forward_features(x)
+    adaprune.wrap(vit, method="identity-test")
+    torch.testing.assert_close(vit.forward_features(x), expected)
+    assert "identity-test" in adaprune.list_gates()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        adaprune.register_gate("identity-test")(KeepEverything)
+    assert any("registered again" in str(w.message) for w in caught)
