@@ -57,6 +57,7 @@ def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: to
     Returns:
         (batch, n) float mask of 0/1.
     """
+    batch, n = int(batch), int(n)  # plain ints, also under jit tracing
     k = int(round(keep * n))
     mask = torch.zeros(batch, n, device=device, dtype=dtype)
     if k > 0:
