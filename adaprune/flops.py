@@ -32,8 +32,11 @@ def attention_flops(n: Tensor | float, kept: Tensor | float, dim: int, attn_dim:
     ``kept`` tokens, which attend among themselves.
 
     Args:
-        n: tokens in the sequence. kept: tokens computed at full width (n when G == 1).
-        dim: model width C. attn_dim: heads * head_dim. groups: G.
+        n: tokens in the sequence.
+        kept: tokens computed at full width (n when G == 1).
+        dim: model width C.
+        attn_dim: heads * head_dim.
+        groups: G.
     """
     first = attn_dim / groups
     rest = attn_dim - first

@@ -18,7 +18,8 @@ def budget_loss(patch_keep: Tensor, layer_keep: Tensor, beta_patch: float, beta_
     Args:
         patch_keep: (B,) fraction of tokens computed at full width, over the sub-layers run.
         layer_keep: (B,) fraction of sub-layers run.
-        beta_patch, beta_layer: target keep ratios in [0, 1].
+        beta_patch: target fraction of tokens at full width, in [0, 1].
+        beta_layer: target fraction of sub-layers run, in [0, 1].
     """
     for name, beta in (("beta_patch", beta_patch), ("beta_layer", beta_layer)):
         if not 0.0 <= beta <= 1.0:

@@ -144,7 +144,9 @@ def masked_softmax_attention(
     the kept keys alone, and the gradient still reaches m (DynamicViT's masked softmax).
 
     Args:
-        q, k, v: (B, h, N, d).
+        q: (B, h, N, d) queries.
+        k: (B, h, N, d) keys.
+        v: (B, h, N, d) values.
         key_keep: (B, N) in [0, 1].
         attn_mask: optional (N, N) bool, True where a query may attend a key.
 
@@ -170,7 +172,9 @@ def grouped_layer_norm(t: Tensor, weight: Optional[Tensor], bias: Optional[Tenso
 
     Args:
         t: (B, H, g, N, dg): g channel groups of dg channels.
-        weight, bias: (g, dg) slices of the original norm's affine parameters, or None.
+        weight: (g, dg) slice of the original norm's scale, or None.
+        bias: (g, dg) slice of its shift, or None.
+        eps: the norm's epsilon.
     """
     out = F.layer_norm(t, (t.shape[-1],), eps=eps)
     if weight is not None:

@@ -1,0 +1,19 @@
+"""The benchmark harness runs end to end (figures are for the CLI, never asserted as timings)."""
+
+from __future__ import annotations
+
+import json
+
+from adaprune.bench import main
+
+
+def test_bench_cli_writes_a_consistent_result(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    result = main(["--model", "vit_tiny_patch16_224", "--img-size", "32", "--batch", "2", "--warmup", "1",
+                   "--runs", "3", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "speedup / FLOPs ratio" in printed
+    saved = json.loads(out.read_text())
+    assert saved["dense_ms"] > 0 and saved["wrapped_ms"] > 0
+    assert saved["wrapped_gflops"] < saved["dense_gflops"]  # half the tokens at half width
+    assert abs(saved["flops_ratio"] - result.dense_gflops / result.wrapped_gflops) < 1e-9
