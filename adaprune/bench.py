@@ -27,7 +27,7 @@ from adaprune.flops import vit_gflops
 from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
-__all__ = ["latency_ms", "time_pair", "BenchResult", "compare", "main"]
+__all__ = ["latency_ms", "time_pair", "BenchResult", "compare", "format_result", "run", "main"]
 
 
 @contextlib.contextmanager
@@ -161,8 +161,8 @@ def format_result(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> BenchResult:
-    """``adaprune-bench``: dense against wrapped timm ViT, printed and optionally saved as JSON."""
+def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
+    """Parses ``adaprune-bench`` arguments, runs the comparison, prints it; returns the result."""
     parser = argparse.ArgumentParser(prog="adaprune-bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="vit_tiny_patch16_224", help="any timm VisionTransformer name")
     parser.add_argument("--img-size", type=int, default=224)
@@ -192,6 +192,11 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchResult:
         with open(args.json, "w") as f:
             json.dump(result.as_dict(), f, indent=2)
     return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``adaprune-bench``: dense against wrapped timm ViT, printed and optionally saved as JSON."""
+    run(argv)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from adaprune.bench import main
+from adaprune.bench import run
 
 
 def test_bench_cli_writes_a_consistent_result(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    result = main(["--model", "vit_tiny_patch16_224", "--img-size", "96", "--batch", "2", "--warmup", "1",
+    result = run(["--model", "vit_tiny_patch16_224", "--img-size", "96", "--batch", "2", "--warmup", "1",
                    "--runs", "3", "--json", str(out)])
     printed = capsys.readouterr().out
     assert "speedup / FLOPs ratio" in printed
