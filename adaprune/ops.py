@@ -21,6 +21,7 @@ __all__ = [
     "add_tokens",
     "group_rows",
     "masked_softmax_attention",
+    "read_only_attention",
     "read_only_mask",
     "grouped_layer_norm",
 ]
@@ -127,6 +128,36 @@ def read_only_mask(n: int, num_read_only: int, device: torch.device) -> Tensor:
     mask = torch.ones(n, n, dtype=torch.bool, device=device)
     mask[num_read_only:, :num_read_only] = False
     return mask
+
+
+def read_only_attention(q: Tensor, k: Tensor, v: Tensor, num_read_only: int,
+                        attn_mask: Optional[Tensor] = None) -> Tensor:
+    """Attention in which the first ``num_read_only`` tokens read every token but no other
+    token reads them (the semantics of ``read_only_mask``).
+
+    Without another mask it runs as two unmasked attentions, the other tokens among
+    themselves and the read-only rows over all keys: cheaper than a masked kernel.
+
+    Args:
+        q: (B, h, N, d) queries.
+        k: (B, h, N, d) keys.
+        v: (B, h, N, d) values.
+        num_read_only: leading read-only tokens.
+        attn_mask: optional bool mask broadcastable to (B, h, N, N), True where allowed.
+
+    Returns:
+        (B, h, N, d).
+    """
+    r = num_read_only
+    if r == 0:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    if attn_mask is not None:
+        mask = attn_mask & read_only_mask(q.shape[-2], r, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    others = F.scaled_dot_product_attention(q[:, :, r:], k[:, :, r:], v[:, :, r:])
+    # a few query rows: plain matmuls beat the fused kernel's fixed cost
+    readers = ((q[:, :, :r] * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+    return torch.cat([readers, others], dim=2)
 
 
 def masked_softmax_attention(

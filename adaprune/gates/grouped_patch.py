@@ -23,6 +23,7 @@ from adaprune.ops import (
     add_tokens,
     kept_index,
     masked_softmax_attention,
+    read_only_attention,
     read_only_mask,
 )
 
@@ -160,15 +161,13 @@ class GroupedPatchGate(nn.Module):
         if bool(keep.all()):  # every token at full width: one pass with H * G heads of dg channels
             q, k, v = attn.qkv(h).view(B, N, 3, H, G, dg).permute(2, 0, 3, 4, 1, 5).unbind(0)
             q, k = _norm_groups(q, qn, slice(None)), _norm_groups(k, kn, slice(None))
-            mask = read_only_mask(N, num_read_only, h.device) if num_read_only else None
-            out = F.scaled_dot_product_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), attn_mask=mask)
+            out = read_only_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), num_read_only)
             return attn.proj(out.view(B, H, G, N, dg).permute(0, 3, 1, 2, 4).reshape(B, N, H * d))
         w1, b1, wr, br, p1, pr, _, _ = self._split_weights(attn, mlp)
 
         q, k, v = F.linear(h, w1, b1).view(B, N, 3, H, 1, dg).permute(2, 0, 3, 4, 1, 5).unbind(0)
         q, k = _norm_groups(q, qn, slice(0, 1)), _norm_groups(k, kn, slice(0, 1))
-        mask = read_only_mask(N, num_read_only, h.device) if num_read_only else None
-        out = F.scaled_dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0], attn_mask=mask)  # (B, H, N, dg)
+        out = read_only_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0], num_read_only)  # (B, H, N, dg)
         out = F.linear(out.transpose(1, 2).reshape(B, N, H * dg), p1, attn.proj.bias)
 
         idx, valid = kept_index(keep)
@@ -177,10 +176,8 @@ class GroupedPatchGate(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 4, 1, 5).unbind(0)  # (B, H, G-1, K, dg)
         q, k = _norm_groups(q, qn, slice(1, None)), _norm_groups(k, kn, slice(1, None))
         # the read-only tokens are always kept, so they lead every row of idx
-        mask = read_only_mask(K, num_read_only, h.device) if num_read_only else None
-        if valid is not None:
-            mask = valid[:, None, None, :] if mask is None else mask & valid[:, None, None, :]
-        rest = F.scaled_dot_product_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), attn_mask=mask)
+        mask = None if valid is None else valid[:, None, None, :]
+        rest = read_only_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), num_read_only, mask)
         rest = F.linear(rest.view(B, H, G - 1, K, dg).permute(0, 3, 1, 2, 4).reshape(B, K, -1), pr)
         return add_tokens(out, idx, rest, valid)
 
