@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import warnings
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -168,7 +168,8 @@ def test_forward_intermediates_when_wrapped():
                                     return_prefix_tokens=True)
     assert nlc[0][0].shape == (2, 16, 32) and nlc[0][1].shape == (2, 2, 32)
     out = vit.forward_intermediates(x, output_dict=True, stop_early=True, indices=1)
-    assert set(out) == {"image_intermediates", "image_intermediates_prefix", "image_features"} - {"image_intermediates_prefix"}
+    assert set(out) == {"image_intermediates", "image_features"}
+    assert out["image_intermediates"][0].shape == (2, 32, 4, 4)
 
 
 def test_gradients_reach_every_decision_layer():
@@ -233,40 +234,35 @@ def test_unsupported_models_and_options_raise_clear_errors():
         adaprune.last_record(adaprune.wrap(tiny_vit()))
 
 
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+class _Dense(adaprune.BlockGate):
+    """A method that decides nothing: runs the block's own submodules, every sub-layer."""
+
+    config_class = _NoOptions
+
+    def forward(self, block, x, policy):
+        x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+        x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        ran = x.new_ones(x.shape[0], 2)
+        return x, adaprune.BlockDecision(ran, None, lambda kept, run: run.sum(dim=1) * 1e-3)
+
+
 def test_registry_plugs_in_a_new_method():
-    class KeepEverything(adaprune.BlockGate):
-        config_class = adaprune.AdaColViTConfig
-
-        def forward(self, block, x, policy):
-            x = block.forward_gated.__func__  # noqa: F841 - the block is the timm block
-            y = x_in = self._x
-            return y, None
-
     assert "adacolvit" in adaprune.list_gates()
-
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class NoOptions:
-        pass
-
-    @adaprune.register_gate("identity-test")
-    class Identity(adaprune.BlockGate):
-        config_class = NoOptions
-
-        def forward(self, block, x, policy):
-            ones = x.new_ones(x.shape[0], 2)
-            x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
-            x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
-            return x, adaprune.BlockDecision(ones, None, lambda kept, run: run.sum(1) * 0 + 1e-3)
-
+    adaprune.register_gate("dense-test")(_Dense)
+    assert "dense-test" in adaprune.list_gates()
     vit = tiny_vit()
     x = images(2)
     expected = vit.forward_features(x)
-    adaprune.wrap(vit, method="identity-test")
+    adaprune.wrap(vit, method="dense-test")
     torch.testing.assert_close(vit.forward_features(x), expected)
-    assert "identity-test" in adaprune.list_gates()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        adaprune.register_gate("identity-test")(KeepEverything)
-    assert any("registered again" in str(w.message) for w in caught)
+    rec = adaprune.last_record(vit)
+    assert rec.layer_keep.eq(1).all() and rec.patch_keep.eq(1).all() and rec.token_map() is None
+    with pytest.warns(UserWarning, match="registered again"):
+        adaprune.register_gate("dense-test")(type("OtherDense", (_Dense,), {}))
+    with pytest.raises(TypeError, match="BlockGate"):
+        adaprune.register_gate("not-a-gate")(int)
