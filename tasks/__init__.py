@@ -1,0 +1,1 @@
+"""Tasks built on adaprune."""

@@ -1,0 +1,5 @@
+"""User-guided colorization with (adaptive) Vision Transformers: the AdaColViT paper's task.
+
+Modules: color (sRGB <-> Lab), data (image folders), hints (user-hint simulation), model
+(colorizers by name), loss, metrics (PSNR), lpips, train, evaluate, colorize, bench, cli (`adacolor`).
+"""

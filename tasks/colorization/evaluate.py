@@ -1,0 +1,194 @@
+"""Evaluation: PSNR@k and LPIPS@k on fixed hint sets, and the GFLOPs each image cost.
+
+    adacolor evaluate --checkpoint runs/tiny/checkpoint.pt --data shared:imagenette/val --hints 1,10 --out runs/tiny/eval
+
+The hint sets of a dataset are drawn once from a seed and saved beside the outputs
+(``hints.json``); a later evaluation into the same folder, or one given ``--hint-file``,
+reuses them, so that every model is scored on identical hints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from tasks.colorization.model import Colorizer, colorizer_gflops
+
+__all__ = ["evaluate", "hint_sets_for", "markdown_table", "run_evaluation"]
+
+
+@torch.no_grad()
+def evaluate(
+        model: Colorizer,
+        dataset: Dataset,
+        hint_sets: Any,
+        ks: Sequence[int] = (1, 10),
+        batch_size: int = 16,
+        lpips: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+        device: Union[str, torch.device] = "cpu",
+) -> dict[str, Any]:
+    """Scores ``model`` on ``dataset`` with ``k`` hints per image, for each k in ``ks``.
+
+    Args:
+        model: a colorizer at the dataset's image size (put in eval mode here).
+        dataset: items ``{"rgb": (3, S, S)}``; image i gets the hints of entry i of the sets.
+        hint_sets: from ``hints.make_eval_hint_sets(len(dataset), S, S, counts)`` with every k.
+        ks: hint counts to score.
+        batch_size: images per forward.
+        lpips: ``(pred, target) -> (B,)`` in [0, 1] (e.g. ``lpips.LPIPS("alex")``); None: skipped.
+        device: where the model runs.
+
+    Returns:
+        ``{"images": n, "psnr@k": mean dB, "lpips@k": mean, "gflops@k": mean per image,
+        "gflops": mean over all k}``; GFLOPs are those the decisions actually cost.
+    """
+    from tasks.colorization.color import lab_merge, lab_split
+    from tasks.colorization.hints import model_input, render_hints
+    from tasks.colorization.metrics import psnr
+
+    model.eval()
+    device = torch.device(device)
+    sums: dict[str, float] = {}
+    count = 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        rgb = batch["rgb"].to(device)
+        B = rgb.shape[0]
+        l_norm, ab = lab_split(rgb)
+        for k in ks:
+            points = [_points(hint_sets, k, count + i) for i in range(B)]
+            hint_ab, hint_mask = render_hints(ab, points)
+            pred_ab = model(model_input(l_norm, hint_ab.to(device), hint_mask.to(device)))
+            out = lab_merge(l_norm, pred_ab).clamp(0.0, 1.0)
+            scores = {f"psnr@{k}": psnr(out, rgb), f"gflops@{k}": colorizer_gflops(model, B)}
+            if lpips is not None:
+                scores[f"lpips@{k}"] = lpips(out, rgb)
+            for name, values in scores.items():
+                sums[name] = sums.get(name, 0.0) + float(values.double().sum())
+        count += B
+    if count == 0:
+        raise ValueError("the evaluation dataset is empty")
+    metrics: dict[str, Any] = {"images": count}
+    metrics.update({name: total / count for name, total in sorted(sums.items())})
+    metrics["gflops"] = sum(metrics[f"gflops@{k}"] for k in ks) / len(ks)
+    return metrics
+
+
+def _points(hint_sets: Any, k: int, index: int) -> Any:
+    """The hint points of image ``index`` in the set of ``k`` hints."""
+    try:
+        return hint_sets[k][index]
+    except (KeyError, IndexError):
+        raise ValueError(f"the hint sets have no entry for {k} hints and image {index}; draw them for "
+                         f"every k evaluated and every image (make_eval_hint_sets)") from None
+
+
+def hint_sets_for(path: Path, num_images: int, size: int, ks: Sequence[int], hint_size: int = 2,
+                  seed: int = 0) -> Any:
+    """The hint sets stored at ``path``, or new ones drawn from ``seed`` and saved there.
+
+    Raises:
+        ValueError: the stored sets do not fit (other image count or size, a k missing).
+    """
+    from tasks.colorization.hints import load_hint_sets, make_eval_hint_sets, save_hint_sets
+
+    if path.is_file():
+        sets = load_hint_sets(path)
+        missing = [k for k in ks if k not in sets]
+        if missing or any(len(sets[k]) != num_images for k in ks):
+            raise ValueError(f"{path} holds hint sets for {len(next(iter(sets.values()), []))} images and "
+                             f"k={sorted(sets)}; this evaluation needs {num_images} images and k={list(ks)}: "
+                             f"delete it, or evaluate into another --out")
+        return sets
+    sets = make_eval_hint_sets(num_images, size, size, tuple(ks), size=hint_size, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_hint_sets(sets, path)
+    return sets
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> str:
+    """One row per evaluated model: PSNR@k, LPIPS@k (when measured) and GFLOPs."""
+    has_lpips = any(f"lpips@{k}" in row for row in rows for k in ks)
+    header = ["model", "images"] + [f"PSNR@{k}" for k in ks]
+    if has_lpips:
+        header += [f"LPIPS@{k}" for k in ks]
+    header.append("GFLOPs")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row.get("model", "")), str(row["images"])] + [f"{row[f'psnr@{k}']:.2f}" for k in ks]
+        if has_lpips:
+            cells += [f"{row[f'lpips@{k}']:.4f}" if f"lpips@{k}" in row else "-" for k in ks]
+        cells.append(f"{row['gflops']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _lpips_metric(net: Optional[str], device: torch.device) -> tuple[Optional[nn.Module], Optional[str]]:
+    """(metric, note): ``auto`` uses AlexNet-LPIPS when its weights are present, else skips."""
+    if net in (None, "none"):
+        return None, None
+    from tasks.colorization.lpips import LPIPS
+
+    try:
+        return LPIPS(net="alex" if net == "auto" else net).to(device).eval(), None
+    except FileNotFoundError as error:
+        if net != "auto":
+            raise
+        return None, f"LPIPS skipped: {error}"
+
+
+def run_evaluation(
+        model: Colorizer,
+        data: str,
+        out_dir: Union[str, Path],
+        ks: Sequence[int] = (1, 10),
+        num_images: Optional[int] = None,
+        seed: int = 0,
+        hint_file: Optional[Union[str, Path]] = None,
+        lpips: Optional[str] = "auto",
+        batch_size: int = 16,
+        device: Union[str, torch.device] = "cpu",
+        name: str = "",
+) -> dict[str, Any]:
+    """Evaluates on a data spec and writes ``metrics.json`` and ``metrics.md`` in ``out_dir``.
+
+    Args:
+        model: the colorizer (its image size is the evaluation size).
+        data: an image folder, ``shared:REL`` or ``samples`` (see ``train.resolve_data``).
+        out_dir: output folder; the hint sets go to ``out_dir/hints.json`` unless ``hint_file``.
+        ks: hint counts. num_images: the first images evenly spread (None: all).
+        seed: seed of new hint sets. hint_file: where hint sets are read or saved.
+        lpips: ``alex``, ``vgg``, ``auto`` (alex when its weights are present) or ``none``.
+        batch_size, device: how it runs. name: the model's label in the table.
+    """
+    from tasks.colorization.train import evenly_spaced, image_dataset
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    model = model.to(device)
+    size = model.image_size[0]
+    dataset = image_dataset(data, size, train=False)
+    if num_images is not None:
+        dataset = evenly_spaced(dataset, num_images)
+    hint_path = Path(hint_file) if hint_file is not None else out / "hints.json"
+    hint_size = 2
+    sets = hint_sets_for(hint_path, len(dataset), size, ks, hint_size, seed)
+    metric, note = _lpips_metric(lpips, device)
+    metrics = evaluate(model, dataset, sets, ks, batch_size, metric, device)
+    label = name or (model.spec.name if model.spec is not None else "colorizer")
+    result = {"model": label, "data": data, "image_size": size, "hint_file": str(hint_path),
+              "seed": seed, **metrics}
+    if note:
+        result["note"] = note
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown_table([result], ks)
+    (out / "metrics.md").write_text(f"Evaluation on `{data}` ({metrics['images']} images, {size} px, "
+                                    f"hints from `{hint_path.name}`)\n\n" + table
+                                    + (f"\n{note}\n" if note else ""))
+    return result

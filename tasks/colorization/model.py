@@ -1,0 +1,296 @@
+"""Colorizer: a timm ViT backbone and iColoriT's pixel-shuffle head, by registered name.
+
+    >>> model = create_colorizer("adacolvit-t", image_size=112)
+    >>> ab = model(model_input(l_norm, hint_ab, hint_mask))   # (B, 4, 112, 112) -> (B, 2, 112, 112)
+    >>> colorizer_gflops(model)                                # (B,) per sample, from the decisions
+
+The head maps each token to its P x P pixels of normalised ab (``Linear(C, 2 * P * P)``, laid
+out channel-major so that ``pixel_shuffle`` puts them in place), then a 3x3 convolution (the
+"local stabilizing layer" of iColoriT) smooths the seams between patches, then tanh.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor, nn
+
+import adaprune
+from adaprune.config import AdaColViTConfig
+
+__all__ = [
+    "ColorizerSpec",
+    "Colorizer",
+    "register_colorizer",
+    "list_colorizers",
+    "get_spec",
+    "create_colorizer",
+    "tokens_to_image",
+    "head_gflops",
+    "colorizer_gflops",
+    "colorizer_state",
+    "load_colorizer",
+]
+
+
+@dataclass(frozen=True)
+class ColorizerSpec:
+    """What a registered colorizer name stands for.
+
+    Attributes:
+        name: the registry name, e.g. ``adacolvit-t``.
+        backbone: a timm ViT name; its width, heads and patch size are used.
+        depth: blocks (None: the timm model's own).
+        adaptive: wrap the backbone with adaprune's AdaColViT gates.
+        patch_groups, layer_skip: the gates' options (adaptive only).
+        beta_patch, beta_layer: target keep ratios of the sparsity loss (adaptive only).
+    """
+
+    name: str
+    backbone: str
+    depth: Optional[int] = None
+    adaptive: bool = False
+    patch_groups: int = 2
+    layer_skip: bool = True
+    beta_patch: float = 0.5
+    beta_layer: float = 0.8
+
+
+_REGISTRY: dict[str, ColorizerSpec] = {}
+
+
+def register_colorizer(spec: ColorizerSpec) -> ColorizerSpec:
+    """Adds ``spec`` to the registry under ``spec.name`` (a second registration warns and wins)."""
+    if spec.name in _REGISTRY:
+        warnings.warn(f"colorizer {spec.name!r} registered twice; the last registration is used", stacklevel=2)
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_colorizers() -> list[str]:
+    """Registered colorizer names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ColorizerSpec:
+    """The spec of a registered name; ValueError listing the known names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown colorizer {name!r}; known: {', '.join(list_colorizers())}") from None
+
+
+# iColoriT-T/S are ViT-Tiny/Small (192 / 3 heads, 384 / 6 heads), patch 16, 224 px, no class token.
+for _size, _timm_name in (("t", "vit_tiny_patch16_224"), ("s", "vit_small_patch16_224")):
+    for _depth in (12, 6, 24):
+        _suffix = "" if _depth == 12 else f"-d{_depth}"
+        register_colorizer(ColorizerSpec(f"icolorit-{_size}{_suffix}", _timm_name, _depth))
+for _name, _timm_name, _depth in (("adacolvit-t", "vit_tiny_patch16_224", 12),
+                                  ("adacolvit-t-d24", "vit_tiny_patch16_224", 24),
+                                  ("adacolvit-s", "vit_small_patch16_224", 12)):
+    register_colorizer(ColorizerSpec(_name, _timm_name, _depth, adaptive=True))
+
+
+def tokens_to_image(tokens: Tensor, grid: tuple[int, int], patch_size: int) -> Tensor:
+    """Lays per-token pixel values out as an image (pixel shuffle).
+
+    Args:
+        tokens: (B, h * w, c * P * P), tokens in row-major grid order; the channels of a token
+            are ordered (c, i, j): channel ``c * P * P + i * P + j`` is pixel (i, j) of channel c.
+        grid: (h, w) tokens per column and row.
+        patch_size: P.
+
+    Returns:
+        (B, c, h * P, w * P); token (r, s) fills pixels [r*P:(r+1)*P, s*P:(s+1)*P].
+    """
+    B, N, D = tokens.shape
+    h, w = grid
+    if N != h * w or D % (patch_size * patch_size):
+        raise ValueError(f"tokens of shape {tuple(tokens.shape)} do not fit a {h}x{w} grid with "
+                         f"patch size {patch_size}")
+    maps = tokens.transpose(1, 2).reshape(B, D, h, w)  # (B, c*P*P, h, w)
+    return F.pixel_shuffle(maps, patch_size)
+
+
+class Colorizer(nn.Module):
+    """User-guided colorization ViT: (L, hint ab, hint mask) -> normalised ab.
+
+    Args:
+        backbone: a timm ``VisionTransformer`` with ``in_chans=4`` (adaprune-wrapped or not).
+        spec: the registry entry it was built from (kept for the loss's betas); optional.
+    """
+
+    def __init__(self, backbone: VisionTransformer, spec: Optional[ColorizerSpec] = None) -> None:
+        super().__init__()
+        if not isinstance(backbone, VisionTransformer):
+            raise TypeError(f"the backbone must be a timm VisionTransformer, got {type(backbone).__name__}")
+        in_chans = backbone.patch_embed.proj.in_channels
+        if in_chans != 4:
+            raise ValueError(f"the backbone must take 4 input channels (L, hint a, hint b, hint mask), "
+                             f"got in_chans={in_chans}")
+        self.backbone = backbone
+        self.spec = spec
+        self.patch_size = int(backbone.patch_embed.patch_size[0])
+        self.head = nn.Linear(backbone.embed_dim, 2 * self.patch_size ** 2)
+        self.stabilizer = nn.Conv2d(2, 2, kernel_size=3, padding=1, padding_mode="reflect")
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        # identity at init: the stabilizer learns a correction on top of the shuffled pixels
+        nn.init.dirac_(self.stabilizer.weight)
+        nn.init.zeros_(self.stabilizer.bias)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) the model takes."""
+        return tuple(int(s) for s in self.backbone.patch_embed.img_size)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(h, w) tokens."""
+        return tuple(int(s) for s in self.backbone.patch_embed.grid_size)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the backbone is wrapped by adaprune."""
+        return adaprune.is_wrapped(self.backbone)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, 4, H, W) = [L_norm, hint a, hint b, hint mask] -> ab_norm (B, 2, H, W) in (-1, 1)."""
+        if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != self.image_size:
+            raise ValueError(f"expected input (B, 4, {self.image_size[0]}, {self.image_size[1]}) "
+                             f"(L, hint ab, hint mask at the model's size), got {tuple(x.shape)}")
+        tokens = self.backbone.forward_features(x)[:, self.backbone.num_prefix_tokens:]  # (B, N, C)
+        ab = tokens_to_image(self.head(tokens), self.grid_size, self.patch_size)
+        return torch.tanh(self.stabilizer(ab))
+
+
+_GATE_OPTIONS = {f.name for f in fields(AdaColViTConfig)}
+_SPEC_OPTIONS = {"beta_patch", "beta_layer"}
+
+
+def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] = None,
+                     **overrides: Any) -> Colorizer:
+    """Builds a registered colorizer, randomly initialised.
+
+    Args:
+        name: a registered name (``list_colorizers()``).
+        image_size: input resolution (square); must be a multiple of the patch size.
+        backbone: any timm VisionTransformer name to use instead of the registry's (its depth is
+            then the timm model's unless ``depth`` is given).
+        **overrides: ``patch_groups``, ``layer_skip``, ``temperature``, ``init_keep_logit``
+            (gate options, adaptive models), ``beta_patch``, ``beta_layer`` (loss targets), and
+            anything else goes to ``timm.create_model`` (``patch_size``, ``depth``,
+            ``embed_dim``, ``num_heads``, ``drop_path_rate`` ...).
+
+    Raises:
+        ValueError: unknown name, or an image size that the patch size does not divide.
+        TypeError: an override neither the gates nor timm accept.
+    """
+    spec = get_spec(name)
+    gate_options = {k: overrides.pop(k) for k in list(overrides) if k in _GATE_OPTIONS}
+    spec_options = {k: overrides.pop(k) for k in list(overrides) if k in _SPEC_OPTIONS}
+    if "patch_groups" in gate_options or "layer_skip" in gate_options:
+        spec_options.update({k: gate_options[k] for k in ("patch_groups", "layer_skip") if k in gate_options})
+    if gate_options and not spec.adaptive:
+        raise TypeError(f"{name} is not adaptive; gate option(s) {', '.join(sorted(gate_options))} apply only "
+                        f"to: {', '.join(n for n in list_colorizers() if _REGISTRY[n].adaptive)}")
+    if backbone is not None:
+        spec = replace(spec, backbone=backbone, depth=overrides.get("depth"))
+    spec = replace(spec, **spec_options)
+    timm_kwargs: dict[str, Any] = dict(pretrained=False, in_chans=4, num_classes=0, class_token=False,
+                                       global_pool="", img_size=image_size)
+    if spec.depth is not None:
+        timm_kwargs["depth"] = spec.depth
+    timm_kwargs.update(overrides)
+    if "depth" in overrides:
+        spec = replace(spec, depth=overrides["depth"])
+    patch = timm_kwargs.get("patch_size")
+    if patch is not None and image_size % patch:
+        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch}")
+    try:
+        vit = timm.create_model(spec.backbone, **timm_kwargs)
+    except TypeError as error:
+        raise TypeError(f"timm model {spec.backbone!r} rejected the options "
+                        f"{sorted(k for k in timm_kwargs if k != 'pretrained')}: {error}") from error
+    except RuntimeError as error:  # timm: unknown model name
+        raise ValueError(f"backbone {spec.backbone!r}: {error}") from error
+    if not isinstance(vit, VisionTransformer):
+        raise TypeError(f"backbone {spec.backbone!r} is a {type(vit).__name__}; a timm VisionTransformer "
+                        f"(vit_*, deit_*, ...) is needed")
+    if image_size % vit.patch_embed.patch_size[0]:
+        raise ValueError(f"image_size {image_size} is not a multiple of the patch size "
+                         f"{vit.patch_embed.patch_size[0]} of {spec.backbone}")
+    if spec.adaptive:
+        adaprune.wrap(vit, patch_groups=spec.patch_groups, layer_skip=spec.layer_skip,
+                      **{k: v for k, v in gate_options.items() if k not in ("patch_groups", "layer_skip")})
+    model = Colorizer(vit, spec)
+    model.build_args = dict(name=name, image_size=image_size, backbone=backbone,
+                            **gate_options, **{k: v for k, v in spec_options.items() if k in _SPEC_OPTIONS},
+                            **overrides)
+    return model
+
+
+def head_gflops(model: Colorizer) -> float:
+    """GFLOPs of the head for one image: the token Linear (N * C * 2P^2) and the 3x3
+    stabilizer (H * W * 2 * 2 * 9) multiply-adds. Biases, pixel shuffle and tanh are not counted
+    (fvcore's convention)."""
+    (h, w), (H, W) = model.grid_size, model.image_size
+    linear = h * w * model.head.in_features * model.head.out_features
+    conv = H * W * model.stabilizer.out_channels * model.stabilizer.in_channels * 9
+    return (linear + conv) / 1e9
+
+
+def colorizer_gflops(model: Colorizer, batch_size: int = 1) -> Tensor:
+    """(B,) GFLOPs per sample of the whole colorizer: backbone plus head (``head_gflops``).
+
+    Wrapped backbone: what the last forward actually spent per sample (adaprune's record,
+    which counts the gates, the policy token and the work the decisions left; B is that
+    forward's batch). Dense backbone: ``adaprune.vit_gflops`` (patch embedding, blocks with
+    attention matmuls, norms), repeated ``batch_size`` times. One multiply-add is one FLOP.
+
+    Raises:
+        RuntimeError: a wrapped model that has not run a forward yet.
+    """
+    head = head_gflops(model)
+    if model.adaptive:
+        return adaprune.last_record(model.backbone).gflops.detach().float().cpu() + head
+    return torch.full((batch_size,), adaprune.vit_gflops(model.backbone) + head)
+
+
+def colorizer_state(model: Colorizer) -> dict[str, Any]:
+    """``{"model_args": ..., "model": state_dict}``: enough for ``load_colorizer``."""
+    args = getattr(model, "build_args", None)
+    if args is None:
+        raise ValueError("this Colorizer was not made by create_colorizer, so it cannot be rebuilt "
+                         "from a checkpoint; build it with create_colorizer(name, ...)")
+    return {"model_args": dict(args), "model": model.state_dict()}
+
+
+def load_colorizer(checkpoint: Union[str, Path, dict[str, Any]], map_location: str = "cpu") -> Colorizer:
+    """Rebuilds a colorizer from a checkpoint (a path, or the loaded dict) written by training.
+
+    Returns the model in eval mode.
+    """
+    if isinstance(checkpoint, dict):
+        state = checkpoint
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}; train one with `adacolor train --out DIR` "
+                                    f"(it writes DIR/checkpoint.pt)")
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    if "model_args" not in state or "model" not in state:
+        raise ValueError(f"{checkpoint if not isinstance(checkpoint, dict) else 'the checkpoint'} is not a "
+                         f"colorizer checkpoint: it needs 'model_args' and 'model', has {sorted(state)}")
+    args = dict(state["model_args"])
+    model = create_colorizer(args.pop("name"), **args)
+    model.load_state_dict(state["model"])
+    return model.eval()
+

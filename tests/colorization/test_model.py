@@ -1,0 +1,150 @@
+"""Colorizer: registry, shapes and range, head layout, GFLOPs, checkpoint round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from einops import rearrange
+
+import adaprune
+from tasks.colorization.model import (
+    Colorizer,
+    colorizer_gflops,
+    colorizer_state,
+    create_colorizer,
+    get_spec,
+    head_gflops,
+    list_colorizers,
+    load_colorizer,
+    tokens_to_image,
+)
+
+SMALL = dict(image_size=32, patch_size=8, depth=1)
+
+
+def test_registry_holds_the_papers_models() -> None:
+    expected = {"icolorit-t", "icolorit-t-d6", "icolorit-t-d24", "icolorit-s", "icolorit-s-d6",
+                "icolorit-s-d24", "adacolvit-t", "adacolvit-t-d24", "adacolvit-s"}
+    assert expected <= set(list_colorizers())
+    assert get_spec("icolorit-t-d6").depth == 6 and get_spec("adacolvit-t-d24").depth == 24
+    assert get_spec("adacolvit-s").adaptive and not get_spec("icolorit-s").adaptive
+    assert (get_spec("adacolvit-t").beta_patch, get_spec("adacolvit-t").beta_layer) == (0.5, 0.8)
+
+
+@pytest.mark.parametrize("name", list_colorizers())
+def test_every_name_maps_4_channels_to_ab_in_range(name: str) -> None:
+    model = create_colorizer(name, **SMALL)
+    assert model.adaptive == name.startswith("adacolvit")
+    width = 192 if "-t" in name else 384
+    assert model.backbone.embed_dim == width and model.backbone.num_prefix_tokens == 0
+    x = torch.randn(3, 4, 32, 32)
+    for mode in (model.train(), model.eval()):
+        ab = mode(x)
+        assert ab.shape == (3, 2, 32, 32)
+        assert torch.isfinite(ab).all() and ab.abs().max() < 1.0
+
+
+def test_full_size_tiny_is_vit_tiny_without_class_token() -> None:
+    model = create_colorizer("icolorit-t")
+    vit = model.backbone
+    assert model.image_size == (224, 224) and model.patch_size == 16 and model.grid_size == (14, 14)
+    assert len(vit.blocks) == 12 and vit.blocks[0].attn.num_heads == 3 and vit.embed_dim == 192
+    assert vit.cls_token is None and vit.pos_embed.shape[1] == 196
+    assert model.head.out_features == 2 * 16 * 16
+
+
+def test_adaptive_names_are_wrapped_with_the_papers_gates() -> None:
+    model = create_colorizer("adacolvit-s", **SMALL)
+    info = adaprune.wrap_info(model.backbone)
+    assert info.config.patch_groups == 2 and info.config.layer_skip
+    assert len(model.backbone.blocks) == 1 and model.backbone.blocks[0].attn.num_heads == 6
+
+
+def test_tokens_to_image_puts_each_token_on_its_patch() -> None:
+    B, h, w, P, C = 2, 3, 4, 2, 2
+    tokens = torch.randn(B, h * w, C * P * P)
+    image = tokens_to_image(tokens, (h, w), P)
+    assert image.shape == (B, C, h * P, w * P)
+    assert torch.equal(image, rearrange(tokens, "b (h w) (c p q) -> b c (h p) (w q)", h=h, p=P, q=P))
+    # token (r, s), channel c, in-patch pixel (i, j) lands on pixel (r*P + i, s*P + j)
+    r, s, c, i, j = 2, 1, 1, 0, 1
+    assert image[1, c, r * P + i, s * P + j] == tokens[1, r * w + s, c * P * P + i * P + j]
+
+
+def test_head_layout_in_the_model() -> None:
+    """With a constant backbone output, the head's bias alone paints every patch identically."""
+    model = create_colorizer("icolorit-t", **SMALL).eval()
+    P = model.patch_size
+    with torch.no_grad():
+        model.head.weight.zero_()
+        pattern = torch.linspace(-0.9, 0.9, 2 * P * P)
+        model.head.bias.copy_(torch.atanh(pattern))
+        model.stabilizer.weight.zero_()
+        model.stabilizer.weight[0, 0, 1, 1] = 1.0
+        model.stabilizer.weight[1, 1, 1, 1] = 1.0
+        ab = model(torch.randn(1, 4, 32, 32))
+    expected = pattern.view(2, P, P).repeat(1, 32 // P, 32 // P)
+    torch.testing.assert_close(ab[0], expected, atol=1e-5, rtol=0)
+
+
+def test_stabilizer_starts_as_identity() -> None:
+    model = create_colorizer("icolorit-t", **SMALL).eval()
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        shuffled = tokens_to_image(model.head(model.backbone.forward_features(x)), model.grid_size, 8)
+        torch.testing.assert_close(model(x), torch.tanh(shuffled))
+
+
+def test_unknown_names_and_bad_sizes_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="known: .*icolorit-t"):
+        create_colorizer("icolorit-xl")
+    with pytest.raises(ValueError, match="multiple of"):
+        create_colorizer("icolorit-t", image_size=40, patch_size=16, depth=1)
+    with pytest.raises(TypeError, match="not adaptive"):
+        create_colorizer("icolorit-t", patch_groups=2, **SMALL)
+    model = create_colorizer("icolorit-t", **SMALL)
+    with pytest.raises(ValueError, match=r"expected input \(B, 4, 32, 32\)"):
+        model(torch.randn(1, 3, 32, 32))
+
+
+def test_any_timm_vit_can_be_the_backbone() -> None:
+    model = create_colorizer("adacolvit-t", backbone="vit_small_patch16_224", **SMALL)
+    assert model.backbone.embed_dim == 384 and model.adaptive
+    assert model(torch.randn(1, 4, 32, 32)).shape == (1, 2, 32, 32)
+    with pytest.raises(TypeError, match="VisionTransformer"):
+        Colorizer(torch.nn.Linear(2, 2))
+
+
+def test_dense_gflops_match_fvcore() -> None:
+    model = create_colorizer("icolorit-t", image_size=32, patch_size=8, depth=2).eval()
+    counted = adaprune.fvcore_gflops(model, torch.randn(1, 4, 32, 32))
+    assert colorizer_gflops(model, 3).shape == (3,)
+    assert float(colorizer_gflops(model)[0]) == pytest.approx(counted, rel=1e-6)
+    assert head_gflops(model) == pytest.approx((16 * 192 * 128 + 32 * 32 * 2 * 2 * 9) / 1e9)
+
+
+def test_adaptive_gflops_follow_the_decisions() -> None:
+    model = create_colorizer("adacolvit-t", image_size=32, patch_size=8, depth=2).eval()
+    dense = float(colorizer_gflops(create_colorizer("icolorit-t", image_size=32, patch_size=8, depth=2))[0])
+    x = torch.randn(2, 4, 32, 32)
+    with torch.no_grad(), adaprune.policy(model.backbone, "keep_all"):
+        model(x)
+        keep_all = colorizer_gflops(model)
+    with torch.no_grad(), adaprune.policy(model.backbone, "drop_all"):
+        model(x)
+        drop_all = colorizer_gflops(model)
+    assert keep_all.shape == (2,)
+    assert dense < keep_all[0] < 1.1 * dense  # + the policy token (17 tokens instead of 16)
+    assert (drop_all < 0.5 * keep_all).all()
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_model() -> None:
+    model = create_colorizer("adacolvit-t", beta_patch=0.3, **SMALL).eval()
+    state = colorizer_state(model)
+    again = load_colorizer(state)
+    assert again.spec == model.spec and again.spec.beta_patch == 0.3
+    x = torch.randn(2, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    with pytest.raises(ValueError, match="model_args"):
+        load_colorizer({"model": {}})

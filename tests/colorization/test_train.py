@@ -1,0 +1,96 @@
+"""Training: exact resume after a kill, torchrun with 2 processes equals one, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tasks.colorization.config import make_config
+from tasks.colorization.train import WarmupCosine, epoch_order, save_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[2]
+# a tiny run on scikit-image's photos: 32 px, patch 8, 2 blocks; a few seconds on 2 cores
+TINY = ["image_size=32", "patch_size=8", "depth=2", "batch_size=4", "max_steps=6", "lr=1e-3",
+        "val_images=2", "eval_hints=1", "eval_every=3", "checkpoint_every=2", "log_every=1",
+        "max_hints=8", "num_workers=0", "threads=1"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("model", ["icolorit-t", "adacolvit-t"])
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, model: str) -> None:
+    config = make_config("smoke", TINY + [f"model={model}"])
+    whole = train(config, tmp_path / "whole")
+    killed = train(config, tmp_path / "resumed", stop_at_step=3)  # last checkpoint at step 2
+    assert killed["stopped"] and killed["step"] == 3
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
+    resumed = train(config, tmp_path / "resumed")
+    assert resumed["step"] == whole["step"] == 6
+    a, b = _weights(tmp_path / "whole" / "checkpoint.pt"), _weights(tmp_path / "resumed" / "checkpoint.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # the log of the resumed run holds each step once, as the uninterrupted one does
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == list(range(1, 7))
+    assert whole["metrics"]["psnr@1"] == pytest.approx(resumed["metrics"]["psnr@1"], abs=1e-9)
+
+
+def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
+    train(make_config("smoke", TINY), tmp_path, stop_at_step=3)  # checkpoint at step 2
+    with pytest.raises(ValueError, match="lr"):
+        train(make_config("smoke", TINY + ["lr=2e-3"]), tmp_path)
+
+
+def test_two_torchrun_processes_equal_one(tmp_path: Path) -> None:
+    overrides = [f"--set={item}" for item in TINY + ["max_steps=3", "checkpoint_every=0", "eval_every=0"]]
+    one = make_config("smoke", [o.removeprefix("--set=") for o in overrides])
+    train(one, tmp_path / "one")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+               "-m", "tasks.colorization", "train", "--recipe", "smoke", *overrides, "--out", str(tmp_path / "two")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["step"] == 3
+    a, b = _weights(tmp_path / "one" / "checkpoint.pt"), state["model"]
+    for key in a:  # the same global batch, split in two: equal up to float summation order
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def crash(*args, **kwargs):  # a kill in the middle of writing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1  # the old checkpoint survives whole
+
+
+def test_schedule_warms_up_then_decays_to_the_floor() -> None:
+    schedule = WarmupCosine(total_steps=100, warmup_steps=10, floor=0.01)
+    factors = [schedule(s) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert schedule(100) == pytest.approx(0.01)
+
+
+def test_epoch_order_is_a_seeded_permutation_cut_into_batches() -> None:
+    order = epoch_order(10, 4, seed=0, epoch=0)
+    assert order.shape == (2, 4) and len(set(order.flatten().tolist())) == 8
+    assert torch.equal(order, epoch_order(10, 4, seed=0, epoch=0))
+    assert not torch.equal(order, epoch_order(10, 4, seed=0, epoch=1))
+    assert epoch_order(3, 8, seed=0, epoch=0).shape == (1, 8)  # a tiny dataset is repeated
