@@ -25,7 +25,7 @@ __all__ = [
 
 
 def attention_flops(n: Tensor | float, kept: Tensor | float, dim: int, attn_dim: int,
-                    groups: int = 1) -> Tensor | float:
+                    groups: int = 1, unread: int = 0) -> Tensor | float:
     """Multiply-adds of one (grouped) attention sub-layer for one sample.
 
     Group 1 (``attn_dim / G`` channels) runs for all ``n`` tokens; groups 2..G only for the
@@ -37,11 +37,13 @@ def attention_flops(n: Tensor | float, kept: Tensor | float, dim: int, attn_dim:
         dim: model width C.
         attn_dim: heads * head_dim.
         groups: G.
+        unread: leading tokens that are queries but no key or value (a read-only policy
+            token), always among the kept ones.
     """
     first = attn_dim / groups
     rest = attn_dim - first
     qkv = dim * 3 * (n * first + kept * rest)
-    scores_and_values = 2 * (n * n * first + kept * kept * rest)
+    scores_and_values = 2 * (n * (n - unread) * first + kept * (kept - unread) * rest)
     proj = dim * (n * first + kept * rest)
     return qkv + scores_and_values + proj
 

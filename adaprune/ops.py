@@ -124,25 +124,23 @@ def group_rows(num_heads: int, head_dim: int, groups: int, parts: int = 1) -> tu
 
 def read_only_mask(n: int, num_read_only: int, device: torch.device) -> Tensor:
     """(n, n) bool attention mask (True: may attend) for ``num_read_only`` leading tokens that
-    read every token but that no other token reads, so that adding them changes nothing else."""
+    read every other token but that no token reads, themselves included, so that adding them
+    changes nothing else."""
     mask = torch.ones(n, n, dtype=torch.bool, device=device)
-    mask[num_read_only:, :num_read_only] = False
+    mask[:, :num_read_only] = False
     return mask
 
 
 def read_only_attention(q: Tensor, k: Tensor, v: Tensor, num_read_only: int,
                         attn_mask: Optional[Tensor] = None) -> Tensor:
-    """Attention in which the first ``num_read_only`` tokens read every token but no other
-    token reads them (the semantics of ``read_only_mask``).
-
-    Without another mask it runs as two unmasked attentions, the other tokens among
-    themselves and the read-only rows over all keys: cheaper than a masked kernel.
+    """Attention in which the first ``num_read_only`` tokens are no key or value (the
+    semantics of ``read_only_mask``): one fused call over the other keys, no mask needed.
 
     Args:
         q: (B, h, N, d) queries.
         k: (B, h, N, d) keys.
         v: (B, h, N, d) values.
-        num_read_only: leading read-only tokens.
+        num_read_only: leading read-only tokens (fewer than N).
         attn_mask: optional bool mask broadcastable to (B, h, N, N), True where allowed.
 
     Returns:
@@ -152,12 +150,8 @@ def read_only_attention(q: Tensor, k: Tensor, v: Tensor, num_read_only: int,
     if r == 0:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     if attn_mask is not None:
-        mask = attn_mask & read_only_mask(q.shape[-2], r, q.device)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    others = F.scaled_dot_product_attention(q[:, :, r:], k[:, :, r:], v[:, :, r:])
-    # a few query rows: plain matmuls beat the fused kernel's fixed cost
-    readers = ((q[:, :, :r] * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
-    return torch.cat([readers, others], dim=2)
+        attn_mask = attn_mask[..., r:]
+    return F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:], attn_mask=attn_mask)
 
 
 def masked_softmax_attention(

@@ -92,9 +92,10 @@ class AdaColViT(BlockGate):
             return x, None if keep is None else keep * run[:, None]
 
         ran = run.bool()  # gathered: only the samples that run, only the kept tokens at full width
-        if not bool(ran.any()):
+        running = int(ran.sum())
+        if running == 0:
             return x, None if self.patch is None else x.new_zeros(B, N - P)
-        rows = None if bool(ran.all()) else ran.nonzero().view(-1)
+        rows = None if running == B else ran.nonzero().view(-1)
         h = norm(x if rows is None else x[rows])
         keep = drawn if rows is None or drawn is None else drawn[rows]
         if keep is None and self.patch is not None:
@@ -102,7 +103,11 @@ class AdaColViT(BlockGate):
         if keep is None:
             y = self._dense(which, fn, h)
         else:
-            full = torch.cat([keep.new_ones(h.shape[0], P, dtype=torch.bool), keep.bool()], dim=1)
+            kept = keep.bool()
+            full = None  # every token kept: no gather
+            if not bool(kept.all()):
+                full = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+                full[:, P:] = kept
             y = (self.patch.attention_gathered(fn, h, full, block.mlp, self.layout.num_method_tokens) if which == 0
                  else self.patch.mlp_gathered(fn, h, full, block.attn))
         y = drop_path(scale(y))
@@ -131,7 +136,8 @@ class AdaColViT(BlockGate):
         groups = self.config.patch_groups
         full = run.new_full(run.shape, float(n)) if kept is None else P + kept
         gate = (n - P) * dim if (self.patch is not None and learned) else 0
-        attn = attention_flops(n, full[:, 0], dim, attn_dim, groups) + layer_norm_flops(n, dim) + gate
+        attn = (attention_flops(n, full[:, 0], dim, attn_dim, groups, self.layout.num_method_tokens)
+                + layer_norm_flops(n, dim) + gate)
         mlp = mlp_flops(n, full[:, 1], dim, hidden, groups) + layer_norm_flops(n, dim) + gate
         total = run[:, 0] * attn + run[:, 1] * mlp
         if self.layer is not None and learned:

@@ -24,7 +24,6 @@ from adaprune.ops import (
     kept_index,
     masked_softmax_attention,
     read_only_attention,
-    read_only_mask,
 )
 
 __all__ = ["GroupedPatchGate"]
@@ -94,7 +93,7 @@ class GroupedPatchGate(nn.Module):
     def attention_masked(self, attn: Attention, h: Tensor, keep: Tensor, num_read_only: int = 0) -> Tensor:
         """h: (B, N, C), keep: (B, N) in [0, 1] (prefix tokens 1) -> (B, N, C).
 
-        The first ``num_read_only`` tokens (the method's) are keys for none but themselves."""
+        The first ``num_read_only`` tokens (the method's) are queries only: no key or value."""
         B, N, _ = h.shape
         H, G, d = attn.num_heads, self.groups, attn.head_dim
         qkv = attn.qkv(h).view(B, N, 3, H, G, d // G).permute(2, 0, 3, 4, 1, 5)
@@ -102,10 +101,10 @@ class GroupedPatchGate(nn.Module):
         q = _norm_groups(q, _qk_norm_params(attn.q_norm, G), slice(None))
         k = _norm_groups(k, _qk_norm_params(attn.k_norm, G), slice(None))
         p = attn.attn_drop.p if self.training else 0.0
-        mask = read_only_mask(N, num_read_only, h.device) if num_read_only else None
-        first = F.scaled_dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0], attn_mask=mask, dropout_p=p)
-        rest = masked_softmax_attention(q[:, :, 1:].flatten(1, 2), k[:, :, 1:].flatten(1, 2),
-                                        v[:, :, 1:].flatten(1, 2), keep, p, self.training, mask)
+        r = num_read_only  # no key or value: attention over the keys after them
+        first = F.scaled_dot_product_attention(q[:, :, 0], k[:, :, 0, r:], v[:, :, 0, r:], dropout_p=p)
+        rest = masked_softmax_attention(q[:, :, 1:].flatten(1, 2), k[:, :, 1:, r:].flatten(1, 2),
+                                        v[:, :, 1:, r:].flatten(1, 2), keep[:, r:], p, self.training)
         rest = rest * keep[:, None, :, None].to(rest.dtype)  # dropped queries get no extra groups
         out = torch.cat([first.unsqueeze(2), rest.view(B, H, G - 1, N, -1)], dim=2)
         out = out.permute(0, 3, 1, 2, 4).reshape(B, N, H * d)
@@ -122,11 +121,12 @@ class GroupedPatchGate(nn.Module):
 
     # -- inference: kept tokens gathered, computed and scattered back ------------------------
 
-    def _split_weights(self, attn: Attention, mlp: Mlp) -> tuple[Tensor, ...]:
-        """Group 1's and groups 2..G's slices of qkv rows, proj columns and fc2 columns, as
-        contiguous copies, so that each weight is read once per forward and no matmul gets a
-        strided operand. Cached while the weights are unchanged and no gradient is asked for."""
-        params = (attn.qkv.weight, attn.qkv.bias, attn.proj.weight, mlp.fc2.weight)
+    def _split_weights(self, attn: Attention, mlp: Mlp) -> tuple[Optional[Tensor], ...]:
+        """Group 1's and groups 2..G's slices of the qkv rows, proj columns, fc1 rows and fc2
+        columns, as contiguous copies, so that each weight is read once per forward and no
+        matmul gets a strided operand. Cached while the weights are unchanged and no gradient
+        is asked for."""
+        params = (attn.qkv.weight, attn.qkv.bias, attn.proj.weight, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight)
         key = tuple((p._version, p.data_ptr()) if p is not None else None for p in params)
         cacheable = not torch.is_grad_enabled()
         if cacheable and self._cache.get("key") == key:
@@ -134,21 +134,24 @@ class GroupedPatchGate(nn.Module):
         device = params[0].device
         rows = [t.to(device) for t in group_rows(attn.num_heads, attn.head_dim, self.groups, parts=3)]
         cols = [t.to(device) for t in group_rows(attn.num_heads, attn.head_dim, self.groups, parts=1)]
-        qkv_w, qkv_b, proj_w, fc2_w = params
+        qkv_w, qkv_b, proj_w, fc1_w, fc1_b, fc2_w = params
         f1 = mlp.fc1.out_features // self.groups
         weights = (
             qkv_w[rows[0]], None if qkv_b is None else qkv_b[rows[0]],
             qkv_w[rows[1]], None if qkv_b is None else qkv_b[rows[1]],
             proj_w[:, cols[0]].contiguous(), proj_w[:, cols[1]].contiguous(),
+            fc1_w[:f1].contiguous(), None if fc1_b is None else fc1_b[:f1].contiguous(),
+            fc1_w[f1:].contiguous(), None if fc1_b is None else fc1_b[f1:].contiguous(),
             fc2_w[:, :f1].contiguous(), fc2_w[:, f1:].contiguous(),
         )
         if cacheable:
             self._cache = {"key": key, "weights": weights}
         return weights
 
-    def attention_gathered(self, attn: Attention, h: Tensor, keep: Tensor, mlp: Mlp,
+    def attention_gathered(self, attn: Attention, h: Tensor, keep: Optional[Tensor], mlp: Mlp,
                            num_read_only: int = 0) -> Tensor:
-        """h: (B, N, C), keep: (B, N) bool -> (B, N, C); groups 2..G only for kept tokens.
+        """h: (B, N, C), keep: (B, N) bool or None (all kept) -> (B, N, C); groups 2..G only
+        for kept tokens.
 
         Group 1 runs on every token with its slice of the projections; the kept tokens are
         gathered, run groups 2..G among themselves, and their share of the output projection
@@ -158,37 +161,42 @@ class GroupedPatchGate(nn.Module):
         H, G, d = attn.num_heads, self.groups, attn.head_dim
         dg = d // G
         qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
-        if bool(keep.all()):  # every token at full width: one pass with H * G heads of dg channels
-            q, k, v = attn.qkv(h).view(B, N, 3, H, G, dg).permute(2, 0, 3, 4, 1, 5).unbind(0)
-            q, k = _norm_groups(q, qn, slice(None)), _norm_groups(k, kn, slice(None))
-            out = read_only_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), num_read_only)
-            return attn.proj(out.view(B, H, G, N, dg).permute(0, 3, 1, 2, 4).reshape(B, N, H * d))
-        w1, b1, wr, br, p1, pr, _, _ = self._split_weights(attn, mlp)
+        if keep is None:  # every token at full width: one pass with H * G heads of dg channels
+            q, k, v = attn.qkv(h).view(B, N, 3, H * G, dg).permute(2, 0, 3, 1, 4).unbind(0)
+            if qn is not None or kn is not None:
+                q = _norm_groups(q.unflatten(1, (H, G)), qn, slice(None)).flatten(1, 2)
+                k = _norm_groups(k.unflatten(1, (H, G)), kn, slice(None)).flatten(1, 2)
+            out = read_only_attention(q, k, v, num_read_only)
+            return attn.proj(out.transpose(1, 2).reshape(B, N, H * d))
+        w1, b1, wr, br, p1, pr = self._split_weights(attn, mlp)[:6]
 
-        q, k, v = F.linear(h, w1, b1).view(B, N, 3, H, 1, dg).permute(2, 0, 3, 4, 1, 5).unbind(0)
-        q, k = _norm_groups(q, qn, slice(0, 1)), _norm_groups(k, kn, slice(0, 1))
-        out = read_only_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0], num_read_only)  # (B, H, N, dg)
+        q, k, v = F.linear(h, w1, b1).view(B, N, 3, H, dg).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, N, dg)
+        if qn is not None or kn is not None:
+            q = _norm_groups(q.unsqueeze(2), qn, slice(0, 1)).squeeze(2)
+            k = _norm_groups(k.unsqueeze(2), kn, slice(0, 1)).squeeze(2)
+        out = read_only_attention(q, k, v, num_read_only)
         out = F.linear(out.transpose(1, 2).reshape(B, N, H * dg), p1, attn.proj.bias)
 
         idx, valid = kept_index(keep)
         K = idx.shape[1]
-        qkv = F.linear(gather_tokens(h, idx), wr, br).view(B, K, 3, H, G - 1, dg)
-        q, k, v = qkv.permute(2, 0, 3, 4, 1, 5).unbind(0)  # (B, H, G-1, K, dg)
-        q, k = _norm_groups(q, qn, slice(1, None)), _norm_groups(k, kn, slice(1, None))
+        qkv = F.linear(gather_tokens(h, idx), wr, br).view(B, K, 3, H * (G - 1), dg)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H * (G-1), K, dg)
+        if qn is not None or kn is not None:
+            q = _norm_groups(q.unflatten(1, (H, G - 1)), qn, slice(1, None)).flatten(1, 2)
+            k = _norm_groups(k.unflatten(1, (H, G - 1)), kn, slice(1, None)).flatten(1, 2)
         # the read-only tokens are always kept, so they lead every row of idx
         mask = None if valid is None else valid[:, None, None, :]
-        rest = read_only_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), num_read_only, mask)
-        rest = F.linear(rest.view(B, H, G - 1, K, dg).permute(0, 3, 1, 2, 4).reshape(B, K, -1), pr)
+        rest = read_only_attention(q, k, v, num_read_only, mask)
+        rest = F.linear(rest.transpose(1, 2).reshape(B, K, -1), pr)
         return add_tokens(out, idx, rest, valid)
 
-    def mlp_gathered(self, mlp: Mlp, h: Tensor, keep: Tensor, attn: Attention) -> Tensor:
-        """h: (B, N, C), keep: (B, N) bool -> (B, N, C); hidden groups 2..G only for kept tokens."""
-        if bool(keep.all()):
+    def mlp_gathered(self, mlp: Mlp, h: Tensor, keep: Optional[Tensor], attn: Attention) -> Tensor:
+        """h: (B, N, C), keep: (B, N) bool or None (all kept) -> (B, N, C); hidden groups
+        2..G only for kept tokens."""
+        if keep is None:
             return mlp(h)
-        f1 = mlp.fc1.out_features // self.groups
-        w1, b1 = mlp.fc1.weight, mlp.fc1.bias
-        w2_first, w2_rest = self._split_weights(attn, mlp)[6:]
-        out = F.linear(mlp.act(F.linear(h, w1[:f1], None if b1 is None else b1[:f1])), w2_first, mlp.fc2.bias)
+        w1_first, b1_first, w1_rest, b1_rest, w2_first, w2_rest = self._split_weights(attn, mlp)[6:]
+        out = F.linear(mlp.act(F.linear(h, w1_first, b1_first)), w2_first, mlp.fc2.bias)
         idx, valid = kept_index(keep)
-        hidden = mlp.act(F.linear(gather_tokens(h, idx), w1[f1:], None if b1 is None else b1[f1:]))
+        hidden = mlp.act(F.linear(gather_tokens(h, idx), w1_rest, b1_rest))
         return add_tokens(out, idx, F.linear(hidden, w2_rest), valid)

@@ -30,8 +30,8 @@ class LayerSkipGate(nn.Module):
 class PolicyToken(nn.Module):
     """A learnable token, with its own position embedding, put at the front of the sequence.
 
-    It attends to every token but no other token attends to it (a read-only token), so it
-    summarises the image for the layer-skip decisions without changing any other token's
+    It attends to every other token but no token attends to it, itself included (a read-only
+    token: a query, never a key or value), so it summarises the image for the layer-skip decisions without changing any other token's
     computation: a wrap whose gates keep everything computes what the original model did.
     """
 
