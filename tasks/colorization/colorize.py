@@ -50,7 +50,8 @@ class UserHint:
     """One click of a user: a square of colour at a point of the input image.
 
     Attributes:
-        x, y: column and row of the square's centre, in the input image's pixels.
+        x: column and row of the square's centre, in the input image's pixels.
+        y: column and row of the square's centre, in the input image's pixels.
         size: side of the square at the model's resolution, in pixels.
         ab: the colour as Lab (a, b) in Lab units; None takes the image's own colour there.
     """

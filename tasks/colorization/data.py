@@ -205,8 +205,8 @@ def load_rgb(path: PathLike) -> Image.Image:
         A PIL image in mode ``RGB`` (a new image, not tied to the file).
 
     Raises:
-        OSError (including ``PIL.UnidentifiedImageError``), ValueError, SyntaxError...: whatever
-        PIL raises for a file it cannot decode.
+        OSError: PIL cannot decode the file (``PIL.UnidentifiedImageError`` included);
+            PIL may also raise ValueError or SyntaxError for a corrupt file.
     """
     with Image.open(path) as image:
         image.load()

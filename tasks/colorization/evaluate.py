@@ -164,7 +164,9 @@ def run_evaluation(
         ks: hint counts. num_images: the first images evenly spread (None: all).
         seed: seed of new hint sets. hint_file: where hint sets are read or saved.
         lpips: ``alex``, ``vgg``, ``auto`` (alex when its weights are present) or ``none``.
-        batch_size, device: how it runs. name: the model's label in the table.
+        batch_size: images per forward.
+        device: where it runs.
+        name: the model's label in the table.
     """
     from tasks.colorization.train import evenly_spaced, image_dataset
 

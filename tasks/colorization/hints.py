@@ -97,8 +97,10 @@ def draw_points(count: int, height: int, width: int, min_size: int = 2, max_size
 
     Args:
         count: number of points (>= 0).
-        height, width: image size in pixels.
-        min_size, max_size: inclusive range of the square's side.
+        height: image size in pixels.
+        width: image size in pixels.
+        min_size: inclusive range of the square's side.
+        max_size: inclusive range of the square's side.
         generator: a CPU generator; None uses torch's global one.
 
     Returns:
@@ -255,7 +257,8 @@ def make_eval_hint_sets(num_images: int, height: int, width: int, counts: Sequen
 
     Args:
         num_images: number of images (>= 0).
-        height, width: model-size image size.
+        height: model-size image size.
+        width: model-size image size.
         counts: the hint counts k (>= 0 each).
         size: side of every square.
         seed: base seed.

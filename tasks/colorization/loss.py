@@ -22,7 +22,8 @@ def huber_loss(pred_ab: Tensor, target_ab: Tensor, delta: float = 0.01) -> Tenso
     """Smooth-L1 (Huber / delta) between normalised ab maps.
 
     Args:
-        pred_ab, target_ab: (B, 2, H, W) in [-1, 1] (ab / 110).
+        pred_ab: (B, 2, H, W) in [-1, 1] (ab / 110).
+        target_ab: (B, 2, H, W) in [-1, 1] (ab / 110).
         delta: where the quadratic part ends (iColoriT: 0.01, about 1.1 ab units).
 
     Returns:
@@ -53,10 +54,12 @@ def colorization_loss(
 
     Args:
         model: the colorizer that produced ``pred_ab`` (not a DDP wrapper: pass ``.module``).
-        pred_ab, target_ab: (B, 2, H, W) normalised ab.
+        pred_ab: (B, 2, H, W) normalised ab.
+        target_ab: (B, 2, H, W) normalised ab.
         delta: Huber delta.
         sparsity_weight: weight of the sparsity term (paper: summed with weight 1).
-        beta_patch, beta_layer: target keep ratios; None takes the model spec's (0.5, 0.8).
+        beta_patch: target keep ratios; None takes the model spec's (0.5, 0.8).
+        beta_layer: target keep ratios; None takes the model spec's (0.5, 0.8).
 
     Returns:
         ``{"huber": ..., "loss": total}`` and, for a wrapped backbone, ``"sparsity"``.

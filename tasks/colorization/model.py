@@ -49,8 +49,10 @@ class ColorizerSpec:
         backbone: a timm ViT name; its width, heads and patch size are used.
         depth: blocks (None: the timm model's own).
         adaptive: wrap the backbone with adaprune's AdaColViT gates.
-        patch_groups, layer_skip: the gates' options (adaptive only).
-        beta_patch, beta_layer: target keep ratios of the sparsity loss (adaptive only).
+        patch_groups: the gates' options (adaptive only).
+        layer_skip: the gates' options (adaptive only).
+        beta_patch: target keep ratios of the sparsity loss (adaptive only).
+        beta_layer: target keep ratios of the sparsity loss (adaptive only).
     """
 
     name: str

@@ -156,8 +156,10 @@ class ShardBatches:
 
     Args:
         order: (steps, global_batch) from ``epoch_order``.
-        seed, epoch: for the per-item seeds.
-        rank, world_size: this process's shard is the rank-th contiguous slice of each batch.
+        seed: for the per-item seeds.
+        epoch: for the per-item seeds.
+        rank: this process's shard is the rank-th contiguous slice of each batch.
+        world_size: this process's shard is the rank-th contiguous slice of each batch.
         start: first step to yield (steps before it were done before a resume).
     """
 
@@ -282,7 +284,8 @@ def train_one_epoch(
     Args:
         model: the colorizer, or its DDP wrapper.
         loader: batches ``{"input": (b, 4, S, S), "ab": (b, 2, S, S)}``, b = this process's shard.
-        optimizer, scheduler: stepped once per batch.
+        optimizer: stepped once per batch.
+        scheduler: stepped once per batch.
         config: the loss options, ``clip_grad`` and ``seed``.
         context: rank and device.
         step: global steps done before this call.

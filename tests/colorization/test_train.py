@@ -62,9 +62,17 @@ def test_two_torchrun_processes_equal_one(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 3
+    losses = [_losses(tmp_path / name / "log.jsonl") for name in ("one", "two")]
+    assert len(losses[0]) == 3 and losses[0] == pytest.approx(losses[1], rel=1e-5)
     a, b = _weights(tmp_path / "one" / "checkpoint.pt"), state["model"]
-    for key in a:  # the same global batch, split in two: equal up to float summation order
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    for key in a:  # the same global batch, split in two: equal up to float summation order,
+        # which AdamW's m / sqrt(v) amplifies for near-zero gradients to a fraction of one step
+        # (lr 1e-3); a wrong shard or a missing all-reduce moves weights by whole steps
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=2e-4, msg=key)
+
+
+def _losses(log: Path) -> list[float]:
+    return [row["loss"] for row in map(json.loads, log.read_text().splitlines()) if "loss" in row]
 
 
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
