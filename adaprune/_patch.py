@@ -34,9 +34,14 @@ class AdaptiveBlockMixin:
 
     adaprune_gate: nn.Module
 
-    def forward_gated(self, x: Tensor, policy: Policy = LEARNED) -> tuple[Tensor, BlockDecision]:
-        """x: (B, N, C) with the method's tokens in front -> (B, N, C) and the decisions."""
-        return self.adaprune_gate(self, x, policy)
+    def forward_gated(self, x: Tensor, policy: Policy = LEARNED,
+                      previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
+        """x: (B, N, C) with the method's tokens in front -> (B, N, C) and the decisions.
+
+        ``previous`` is the decision of the block before (None for the first): methods whose
+        decisions accumulate over depth (DynamicViT's kept set, A-ViT's halting) read their
+        running state from its ``state``; nothing shared between blocks is mutated."""
+        return self.adaprune_gate(self, x, policy, previous)
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
         """A block called on its own decides with the learned policy; decisions are dropped."""
@@ -69,11 +74,12 @@ class AdaptiveViTMixin:
         policy = get_policy(self)
         blocks = self.blocks if stop_index is None else self.blocks[:stop_index + 1]
         decisions, intermediates = [], []
+        decision: Optional[BlockDecision] = None
         for i, block in enumerate(blocks):
             if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-                x, decision = checkpoint(block.forward_gated, x, policy)
+                x, decision = checkpoint(block.forward_gated, x, policy, decision)
             else:
-                x, decision = block.forward_gated(x, policy)
+                x, decision = block.forward_gated(x, policy, decision)
             decisions.append(decision)
             if i in take_indices:
                 intermediates.append((self.norm(x) if norm else x)[:, skip:])

@@ -5,11 +5,13 @@ interleaved so that drift of the machine hits both alike, and the medians are co
 
     adaprune-bench                      # ViT-Tiny/16, 224 px, 4 channels, G=2, random 50% tokens
     adaprune-bench --policy learned --layer-keep 0.75 --json bench.json
+    adaprune-bench --method dynamicvit --option keep_rate=0.7   # any registered method
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import copy
 import json
@@ -27,7 +29,7 @@ from adaprune.flops import vit_gflops
 from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
-__all__ = ["latency_ms", "time_pair", "BenchResult", "compare", "format_result", "run", "main"]
+__all__ = ["latency_ms", "time_pair", "BenchResult", "compare", "format_result", "parse_options", "run", "main"]
 
 
 @contextlib.contextmanager
@@ -167,8 +169,11 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     parser.add_argument("--model", default="vit_tiny_patch16_224", help="any timm VisionTransformer name")
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--in-chans", type=int, default=4, help="4: the colorization input (L, ab hints, mask)")
-    parser.add_argument("--patch-groups", type=int, default=2)
-    parser.add_argument("--no-layer-skip", action="store_true")
+    parser.add_argument("--method", default="adacolvit", help="a registered method (adaprune.list_gates())")
+    parser.add_argument("--patch-groups", type=int, default=2, help="adacolvit's G")
+    parser.add_argument("--no-layer-skip", action="store_true", help="adacolvit without layer skip")
+    parser.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the method (repeatable), e.g. --option keep_rate=0.7")
     parser.add_argument("--policy", default="random", choices=["random", "learned", "keep_all", "drop_all"])
     parser.add_argument("--patch-keep", type=float, default=0.5)
     parser.add_argument("--layer-keep", type=float, default=1.0)
@@ -183,7 +188,9 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     torch.manual_seed(args.seed)
     dense = timm.create_model(args.model, pretrained=False, img_size=args.img_size, in_chans=args.in_chans,
                               num_classes=0, global_pool="").eval()
-    wrapped = wrap(copy.deepcopy(dense), patch_groups=args.patch_groups, layer_skip=not args.no_layer_skip)
+    options = dict(patch_groups=args.patch_groups, layer_skip=not args.no_layer_skip) if args.method == "adacolvit" else {}
+    options.update(parse_options(args.options))
+    wrapped = wrap(copy.deepcopy(dense), method=args.method, **options)
     x = torch.randn(args.batch, args.in_chans, args.img_size, args.img_size)
     result = compare(dense, wrapped, x, args.policy, args.patch_keep, args.layer_keep, args.threads,
                      args.batch, args.warmup, args.runs, name=args.model)
@@ -192,6 +199,21 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
         with open(args.json, "w") as f:
             json.dump(result.as_dict(), f, indent=2)
     return result
+
+
+def parse_options(items: Sequence[str]) -> dict[str, object]:
+    """``["keep_rate=0.7", "layers=(3, 6, 9)"]`` -> ``{"keep_rate": 0.7, "layers": (3, 6, 9)}``;
+    values are Python literals, anything else is kept as a string."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"an option is KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = text.strip()
+    return options
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

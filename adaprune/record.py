@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +25,15 @@ class BlockDecision:
             makes no token decisions (every token at full width).
         gflops_fn: maps (token kept counts (B, 2), layer_keep (B, 2)) to (B,) GFLOPs of the
             block; the method's cost model.
+        state: the method's running state for the next block's gate (e.g. DynamicViT's
+            cumulative keep mask, A-ViT's accumulated halting scores); None for methods whose
+            blocks decide independently.
     """
 
     layer_keep: Tensor
     token_masks: Optional[Tensor]
     gflops_fn: Callable[[Tensor, Tensor], Tensor]
+    state: Any = None
 
     @property
     def token_keep(self) -> Tensor:

@@ -17,3 +17,19 @@ def test_bench_cli_writes_a_consistent_result(tmp_path, capsys):
     assert saved["dense_ms"] > 0 and saved["wrapped_ms"] > 0
     assert saved["wrapped_gflops"] < saved["dense_gflops"]  # half the tokens at half width
     assert abs(saved["flops_ratio"] - result.dense_gflops / result.wrapped_gflops) < 1e-9
+
+
+def test_options_parse_as_literals_and_reject_bare_words():
+    from adaprune.bench import parse_options
+    import pytest
+
+    assert parse_options(["keep_rate=0.7", "layers=(3, 6, 9)", "name=abc"]) == {
+        "keep_rate": 0.7, "layers": (3, 6, 9), "name": "abc"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["keep_rate"])
+
+
+def test_bench_cli_takes_a_method_and_its_options(tmp_path):
+    result = run(["--img-size", "64", "--batch", "2", "--warmup", "1", "--runs", "2",
+                  "--method", "adacolvit", "--option", "patch_groups=4", "--policy", "keep_all"])
+    assert result.wrapped_gflops > result.dense_gflops * 0.99  # keep_all: the dense work, plus the gates

@@ -244,11 +244,12 @@ class _Dense(adaprune.BlockGate):
 
     config_class = _NoOptions
 
-    def forward(self, block, x, policy):
+    def forward(self, block, x, policy, previous=None):
         x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
         x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
         ran = x.new_ones(x.shape[0], 2)
-        return x, adaprune.BlockDecision(ran, None, lambda kept, run: run.sum(dim=1) * 1e-3)
+        depth = 1 if previous is None else previous.state + 1  # running state travels block to block
+        return x, adaprune.BlockDecision(ran, None, lambda kept, run: run.sum(dim=1) * 1e-3, state=depth)
 
 
 def test_registry_plugs_in_a_new_method():
@@ -262,6 +263,7 @@ def test_registry_plugs_in_a_new_method():
     torch.testing.assert_close(vit.forward_features(x), expected)
     rec = adaprune.last_record(vit)
     assert rec.layer_keep.eq(1).all() and rec.patch_keep.eq(1).all() and rec.token_map() is None
+    assert [b.state for b in rec.blocks] == list(range(1, len(vit.blocks) + 1))
     with pytest.warns(UserWarning, match="registered again"):
         adaprune.register_gate("dense-test")(type("OtherDense", (_Dense,), {}))
     with pytest.raises(TypeError, match="BlockGate"):

@@ -51,7 +51,8 @@ class AdaColViT(BlockGate):
     def make_method_tokens(cls, embed_dim: int, config: AdaColViTConfig) -> Optional[nn.Module]:
         return PolicyToken(embed_dim)
 
-    def forward(self, block: nn.Module, x: Tensor, policy: Policy) -> tuple[Tensor, BlockDecision]:
+    def forward(self, block: nn.Module, x: Tensor, policy: Policy,
+                previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
         B = x.shape[0]
         temperature = self.config.temperature
         if self.layer is not None:

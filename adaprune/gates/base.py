@@ -44,8 +44,13 @@ class BlockGate(nn.Module, ABC):
         return None
 
     @abstractmethod
-    def forward(self, block: nn.Module, x: Tensor, policy: Policy) -> tuple[Tensor, BlockDecision]:
-        """One block. x: (B, N, C) -> (B, N, C) and the block's decisions."""
+    def forward(self, block: nn.Module, x: Tensor, policy: Policy,
+                previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
+        """One block. x: (B, N, C) -> (B, N, C) and the block's decisions.
+
+        ``previous``: the decision of the block before (None for the first block); a method
+        whose decisions accumulate over depth reads its running state from ``previous.state``
+        and returns the updated state in its own ``BlockDecision``."""
 
 
 def decide(logits: Optional[Callable[[], Tensor]], batch: int, n: int, like: Tensor, policy: Policy,
