@@ -6,13 +6,14 @@ import functools
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adaprune.config import AdaColViTConfig, TokenLayout
 from adaprune.flops import attention_flops, layer_norm_flops, mlp_flops
 from adaprune.gates._registry import register_gate
 from adaprune.gates.base import BlockGate, decide
-from adaprune.gates.grouped_patch import GroupedPatchGate
+from adaprune.gates.grouped_patch import GroupedPatchGate, grouped_attention, is_plain_attention
 from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
 from adaprune.ops import read_only_mask
 from adaprune.policy import Policy
@@ -41,6 +42,7 @@ class AdaColViT(BlockGate):
         self.layer = LayerSkipGate(dim, config.init_keep_logit) if config.layer_skip else None
         attn = block.attn
         self._dims = (dim, attn.num_heads * attn.head_dim, block.mlp.fc1.out_features)
+        self._plain_attention = is_plain_attention(attn)
 
     @classmethod
     def check(cls, block: nn.Module, config: AdaColViTConfig) -> None:
@@ -92,23 +94,23 @@ class AdaColViT(BlockGate):
             x = x + run[:, None, None] * drop_path(scale(y))
             return x, None if keep is None else keep * run[:, None]
 
-        ran = run.bool()  # gathered: only the samples that run, only the kept tokens at full width
-        running = int(ran.sum())
+        # gathered: only the samples that run, only the kept tokens at full width. The run
+        # decisions are read on the host once (one small copy) instead of by tensor ops.
+        ran = [r > 0.5 for r in run.tolist()]
+        running = sum(ran)
         if running == 0:
             return x, None if self.patch is None else x.new_zeros(B, N - P)
-        rows = None if running == B else ran.nonzero().view(-1)
-        h = norm(x if rows is None else x[rows])
-        keep = drawn if rows is None or drawn is None else drawn[rows]
+        rows = None if running == B else torch.tensor([i for i, r in enumerate(ran) if r], device=x.device)
+        h = norm(x if rows is None else x.index_select(0, rows))
+        keep = drawn if rows is None or drawn is None else drawn.index_select(0, rows)
         if keep is None and self.patch is not None:
             keep = self._learned(which, h, policy)
         if keep is None:
             y = self._dense(which, fn, h)
         else:
-            kept = keep.bool()
-            full = None  # every token kept: no gather
-            if not bool(kept.all()):
-                full = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
-                full[:, P:] = kept
+            full = F.pad(keep > 0.5, (P, 0), value=True)  # prefix tokens are always kept
+            if bool(full.all()):
+                full = None  # every token kept: no gather
             y = (self.patch.attention_gathered(fn, h, full, block.mlp, self.layout.num_method_tokens) if which == 0
                  else self.patch.mlp_gathered(fn, h, full, block.attn))
         y = drop_path(scale(y))
@@ -117,10 +119,17 @@ class AdaColViT(BlockGate):
         return x.index_add(0, rows, y), None if keep is None else x.new_zeros(B, N - P).index_copy(0, rows, keep)
 
     def _dense(self, which: int, fn: nn.Module, h: Tensor) -> Tensor:
-        """The block's own attention / FFN module; the policy token reads but is not read."""
+        """The block's own attention / FFN; the policy token reads but is not read.
+
+        In eval a plain timm attention runs from its weights with the policy token sliced out
+        of the keys (exactly ``attn`` on the other tokens, no mask); otherwise the module
+        itself runs with a mask that hides the policy token."""
         if which == 1:
             return fn(h)
-        return fn(h, attn_mask=read_only_mask(h.shape[1], self.layout.num_method_tokens, h.device))
+        r = self.layout.num_method_tokens
+        if not self.training and self._plain_attention:
+            return grouped_attention(fn, h, 1, r)
+        return fn(h, attn_mask=read_only_mask(h.shape[1], r, h.device))
 
     def _learned(self, which: int, h: Tensor, policy: Policy) -> Tensor:
         """Token keep decisions (B, Np) of the decision layer of sub-layer ``which``."""

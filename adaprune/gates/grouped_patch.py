@@ -26,7 +26,7 @@ from adaprune.ops import (
     read_only_attention,
 )
 
-__all__ = ["GroupedPatchGate"]
+__all__ = ["GroupedPatchGate", "grouped_attention", "is_plain_attention"]
 
 
 def _qk_norm_params(norm: nn.Module, groups: int) -> Optional[tuple[Optional[Tensor], Optional[Tensor], float]]:
@@ -45,6 +45,42 @@ def _norm_groups(t: Tensor, params, first: slice) -> Tensor:
     weight, bias, eps = params
     return grouped_layer_norm(t, None if weight is None else weight[first],
                               None if bias is None else bias[first], eps)
+
+
+def is_plain_attention(attn: nn.Module) -> bool:
+    """Whether ``attn`` is timm's ``Attention`` with nothing that mixes channels across heads'
+    groups (no scale norm, no output gate) and LayerNorm or no q/k norms: the attention that
+    ``grouped_attention`` computes from its weights."""
+    return (type(attn) is Attention and isinstance(attn.norm, nn.Identity)
+            and getattr(attn, "gate", None) is None
+            and all(isinstance(n, (nn.Identity, nn.LayerNorm)) for n in (attn.q_norm, attn.k_norm)))
+
+
+def grouped_attention(attn: Attention, h: Tensor, groups: int, num_read_only: int = 0) -> Tensor:
+    """Every token at full width: each head's channels split into ``groups`` attentions of
+    ``head_dim / groups`` channels (``groups=1``: ``attn`` itself), in one fused call.
+
+    The first ``num_read_only`` tokens are queries only, no key or value; so with
+    ``groups=1`` the other tokens get exactly ``attn(h[:, num_read_only:])`` and no mask is
+    needed (a masked call costs more than the attention it guards on CPU).
+
+    Args:
+        attn: a plain timm Attention (``is_plain_attention``), in eval (no dropout).
+        h: (B, N, C) normalised tokens.
+
+    Returns:
+        (B, N, C) after the output projection.
+    """
+    B, N, _ = h.shape
+    H, G, d = attn.num_heads, groups, attn.head_dim
+    dg = d // G
+    qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
+    q, k, v = attn.qkv(h).view(B, N, 3, H * G, dg).permute(2, 0, 3, 1, 4).unbind(0)
+    if qn is not None or kn is not None:
+        q = _norm_groups(q.unflatten(1, (H, G)), qn, slice(None)).flatten(1, 2)
+        k = _norm_groups(k.unflatten(1, (H, G)), kn, slice(None)).flatten(1, 2)
+    out = read_only_attention(q, k, v, num_read_only)
+    return attn.proj(out.transpose(1, 2).reshape(B, N, H * d))
 
 
 class GroupedPatchGate(nn.Module):
@@ -157,17 +193,12 @@ class GroupedPatchGate(nn.Module):
         gathered, run groups 2..G among themselves, and their share of the output projection
         is added back at their positions.
         """
+        if keep is None:  # every token at full width
+            return grouped_attention(attn, h, self.groups, num_read_only)
         B, N, C = h.shape
         H, G, d = attn.num_heads, self.groups, attn.head_dim
         dg = d // G
         qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
-        if keep is None:  # every token at full width: one pass with H * G heads of dg channels
-            q, k, v = attn.qkv(h).view(B, N, 3, H * G, dg).permute(2, 0, 3, 1, 4).unbind(0)
-            if qn is not None or kn is not None:
-                q = _norm_groups(q.unflatten(1, (H, G)), qn, slice(None)).flatten(1, 2)
-                k = _norm_groups(k.unflatten(1, (H, G)), kn, slice(None)).flatten(1, 2)
-            out = read_only_attention(q, k, v, num_read_only)
-            return attn.proj(out.transpose(1, 2).reshape(B, N, H * d))
         w1, b1, wr, br, p1, pr = self._split_weights(attn, mlp)[:6]
 
         q, k, v = F.linear(h, w1, b1).view(B, N, 3, H, dg).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, N, dg)
