@@ -221,8 +221,10 @@ def wrap(vit: nn.Module, method: str = "adacolvit", **options: Any) -> nn.Module
     reference = next(vit.parameters())
     to = dict(device=reference.device, dtype=reference.dtype)
     block_class = type(vit.blocks[0])
-    for block in vit.blocks:
-        block.adaprune_gate = gate_class(block, config, layout).to(**to).train(vit.training)
+    depth = len(vit.blocks)
+    for index, block in enumerate(vit.blocks):
+        gate = gate_class(block, config, layout, index=index, depth=depth)
+        block.adaprune_gate = gate.to(**to).train(vit.training)
         block.__class__ = _adaptive_class(block_class, AdaptiveBlockMixin)
     tokens = gate_class.make_method_tokens(vit.embed_dim, config) if layout.num_method_tokens else None
     vit.adaprune_tokens = None if tokens is None else tokens.to(**to).train(vit.training)

@@ -100,14 +100,36 @@ def sdpa_flop_handle(inputs: list[Any], outputs: list[Any]) -> int:
     return int(batch * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1]))
 
 
-def fvcore_gflops(model: nn.Module, inputs: Tensor | Sequence[Tensor]) -> float:
-    """GFLOPs of ``model(*inputs)`` per sample, as fvcore counts them (with the SDPA handle).
+class _Entry(nn.Module):
+    """Calls one method of a module as its forward, so that fvcore traces that method."""
+
+    def __init__(self, model: nn.Module, entry: str) -> None:
+        super().__init__()
+        self.model = model
+        self.entry = entry
+
+    def forward(self, *inputs: Tensor) -> Any:
+        return getattr(self.model, self.entry)(*inputs)
+
+
+def fvcore_gflops(model: nn.Module, inputs: Tensor | Sequence[Tensor], entry: str = "forward") -> float:
+    """GFLOPs of ``model.<entry>(*inputs)`` per sample, as fvcore counts them (with the SDPA
+    handle).
 
     The model is traced as it is (train or eval); in eval a wrapped model traces its gathered
     path, so the count reflects the work the decisions of that input left to do.
+
+    Args:
+        model: any module.
+        inputs: its input tensor(s); the first one's batch size divides the count.
+        entry: the method to count, e.g. ``"forward_features"`` for a timm ViT's backbone.
     """
     from fvcore.nn import FlopCountAnalysis
 
+    if not callable(getattr(model, entry, None)):
+        raise ValueError(f"{type(model).__name__} has no method {entry!r} to count")
+    if entry != "forward":
+        model = _Entry(model, entry)
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     with torch.no_grad():
         analysis = FlopCountAnalysis(model, inputs)

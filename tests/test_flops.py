@@ -21,17 +21,9 @@ def test_grouped_flops_formulas_reduce_to_dense():
 def test_dense_analytic_flops_match_fvcore(overrides):
     vit = tiny_vit(img_size=64, embed_dim=64, num_heads=2, depth=2, **overrides)
     x = torch.randn(1, 4, 64, 64)
-    counted = fvcore_gflops(_Features(vit), x)
+    counted = fvcore_gflops(vit, x, entry="forward_features")
     assert adaprune.vit_gflops(vit) == pytest.approx(counted, rel=0.02)
 
-
-class _Features(torch.nn.Module):
-    def __init__(self, vit: torch.nn.Module) -> None:
-        super().__init__()
-        self.vit = vit
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vit.forward_features(x)
 
 
 @pytest.mark.parametrize("mode", ["random", "keep_all", "drop_all"])
@@ -43,7 +35,7 @@ def test_record_gflops_match_fvcore_on_the_gathered_path(mode):
         vit.forward_features(x)
         recorded = float(adaprune.last_record(vit).gflops[0])
         torch.manual_seed(2)  # fvcore traces one forward: the same random decisions
-        counted = fvcore_gflops(_Features(vit), x)
+        counted = fvcore_gflops(vit, x, entry="forward_features")
     assert recorded == pytest.approx(counted, rel=0.02)
 
 
@@ -58,7 +50,7 @@ def test_learned_record_gflops_match_fvcore_and_fall_with_fewer_kept_tokens():
     vit.forward_features(x)
     rec = adaprune.last_record(vit)
     assert 0 < float(rec.patch_keep) < 1
-    assert float(rec.gflops) == pytest.approx(fvcore_gflops(_Features(vit), x), rel=0.02)
+    assert float(rec.gflops) == pytest.approx(fvcore_gflops(vit, x, entry="forward_features"), rel=0.02)
     with adaprune.policy(vit, "keep_all"):
         vit.forward_features(x)
     assert float(adaprune.last_record(vit).gflops) > float(rec.gflops)

@@ -34,8 +34,9 @@ class AdaColViT(BlockGate):
     config_class = AdaColViTConfig
     num_method_tokens = 1  # the policy token
 
-    def __init__(self, block: nn.Module, config: AdaColViTConfig, layout: TokenLayout) -> None:
-        super().__init__(block, config, layout)
+    def __init__(self, block: nn.Module, config: AdaColViTConfig, layout: TokenLayout, index: int = 0,
+                 depth: int = 1) -> None:
+        super().__init__(block, config, layout, index, depth)
         dim = block.norm1.normalized_shape[0] if hasattr(block.norm1, "normalized_shape") else block.attn.qkv.in_features
         self.config = config
         self.patch = GroupedPatchGate(dim, config.patch_groups, config.init_keep_logit) if config.patch_groups > 1 else None

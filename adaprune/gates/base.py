@@ -30,9 +30,16 @@ class BlockGate(nn.Module, ABC):
     config_class: ClassVar[type]
     num_method_tokens: ClassVar[int] = 0
 
-    def __init__(self, block: nn.Module, config: Any, layout: TokenLayout) -> None:
+    def __init__(self, block: nn.Module, config: Any, layout: TokenLayout, index: int = 0, depth: int = 1) -> None:
+        """Args: the block it gates, the method's config, the token layout, and where the block
+        sits: ``index`` among the model's ``depth`` blocks (methods that act at chosen depths,
+        or must halt every token at the last block, read them)."""
         super().__init__()
+        if not 0 <= index < depth:
+            raise ValueError(f"block index {index} is out of range for depth {depth}")
         self.layout = layout
+        self.index = index
+        self.depth = depth
 
     @classmethod
     def check(cls, block: nn.Module, config: Any) -> None:

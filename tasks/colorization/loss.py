@@ -62,11 +62,16 @@ def colorization_loss(
         beta_layer: target keep ratios; None takes the model spec's (0.5, 0.8).
 
     Returns:
-        ``{"huber": ..., "loss": total}`` and, for a wrapped backbone, ``"sparsity"``.
+        ``{"huber": ..., "loss": total}`` and, for a wrapped backbone, ``"sparsity"``: AdaColViT's
+        sparsity loss, or another method's own loss (``ColorizerSpec.method_loss``).
     """
     terms = {"huber": huber_loss(pred_ab, target_ab, delta)}
     total = terms["huber"]
-    if model.adaptive:
+    if model.adaptive and model.spec is not None and model.spec.method != "adacolvit":
+        if model.spec.method_loss is not None:  # the baseline's own budget loss
+            terms["sparsity"] = model.spec.method_loss(model.backbone)
+            total = total + sparsity_weight * terms["sparsity"]
+    elif model.adaptive:
         spec = model.spec
         beta_patch = beta_patch if beta_patch is not None else (spec.beta_patch if spec else 0.5)
         beta_layer = beta_layer if beta_layer is not None else (spec.beta_layer if spec else 0.8)

@@ -11,10 +11,11 @@ out channel-major so that ``pixel_shuffle`` puts them in place), then a 3x3 conv
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import timm
 import torch
@@ -28,6 +29,7 @@ from adaprune.config import AdaColViTConfig
 __all__ = [
     "ColorizerSpec",
     "Colorizer",
+    "ImageColorizer",
     "register_colorizer",
     "list_colorizers",
     "get_spec",
@@ -46,23 +48,35 @@ class ColorizerSpec:
 
     Attributes:
         name: the registry name, e.g. ``adacolvit-t``.
-        backbone: a timm ViT name; its width, heads and patch size are used.
+        backbone: a timm ViT name; its width, heads and patch size are used (None for a
+            whole image-to-image ``network``).
         depth: blocks (None: the timm model's own).
-        adaptive: wrap the backbone with adaprune's AdaColViT gates.
-        patch_groups: the gates' options (adaptive only).
-        layer_skip: the gates' options (adaptive only).
-        beta_patch: target keep ratios of the sparsity loss (adaptive only).
-        beta_layer: target keep ratios of the sparsity loss (adaptive only).
+        adaptive: wrap the backbone with an adaprune method.
+        patch_groups: AdaColViT's gate options (``method="adacolvit"`` only).
+        layer_skip: AdaColViT's gate options (``method="adacolvit"`` only).
+        beta_patch: AdaColViT's target keep ratios for the sparsity loss.
+        beta_layer: AdaColViT's target keep ratios for the sparsity loss.
+        method: the adaprune method the backbone is wrapped with (``adaprune.list_gates()``).
+        method_options: that method's options, as ``((key, value), ...)``.
+        method_loss: for methods other than AdaColViT, the method's own training loss on the
+            wrapped backbone (read from its record), added to the Huber loss; None: none.
+        network: ``"module:factory"`` of a whole image-to-image network (SwinIR, Uformer) used
+            instead of a ViT backbone and head: ``factory(**options)`` maps (B, 4, H, W) to
+            normalised ab (B, 2, H, W). None for ViT colorizers.
     """
 
     name: str
-    backbone: str
+    backbone: Optional[str] = None
     depth: Optional[int] = None
     adaptive: bool = False
     patch_groups: int = 2
     layer_skip: bool = True
     beta_patch: float = 0.5
     beta_layer: float = 0.8
+    method: str = "adacolvit"
+    method_options: tuple[tuple[str, Any], ...] = ()
+    method_loss: Optional[Callable[[nn.Module], Tensor]] = None
+    network: Optional[str] = None
 
 
 _REGISTRY: dict[str, ColorizerSpec] = {}
@@ -98,6 +112,43 @@ for _name, _timm_name, _depth in (("adacolvit-t", "vit_tiny_patch16_224", 12),
                                   ("adacolvit-t-d24", "vit_tiny_patch16_224", 24),
                                   ("adacolvit-s", "vit_small_patch16_224", 12)):
     register_colorizer(ColorizerSpec(_name, _timm_name, _depth, adaptive=True))
+
+
+# The paper's Table 3 baselines: hard-removal ViT-Tiny colorizers, trained with their own
+# budget losses toward about 84% of the dense compute (the paper compares them at ~1.2 of
+# iColoriT-T's 1.43 GFLOPs). Their gates live in ``baselines`` (adaprune methods).
+def _dynamicvit_loss(backbone: nn.Module) -> Tensor:
+    from baselines.dynamicvit import dynamicvit_loss
+    return dynamicvit_loss(backbone)
+
+
+def _avit_loss(backbone: nn.Module) -> Tensor:
+    from baselines.avit import distribution_prior_loss, ponder_loss
+    depth = len(backbone.blocks)
+    target = min(max(1.0, AVIT_TARGET_DEPTH_FRACTION * depth), depth - 1.0)
+    return ponder_loss(backbone) + distribution_prior_loss(backbone, target_depth=target)
+
+
+def _adavit_loss(backbone: nn.Module) -> Tensor:
+    from baselines.adavit import usage_loss
+    return usage_loss(backbone, **ADAVIT_TARGETS)
+
+
+DYNAMICVIT_KEEP_RATE = 0.87        # rho: 1.05 of 1.26 backbone GFLOPs at 224 px
+AVIT_TARGET_DEPTH_FRACTION = 0.75  # prior's mean halting block: 9 (0-based) of 12, ~10 blocks per token
+ADAVIT_TARGETS = dict(target_patch=0.9, target_head=0.9, target_block=1.0)
+register_colorizer(ColorizerSpec("dynamicvit-t", "vit_tiny_patch16_224", 12, adaptive=True, method="dynamicvit",
+                                 method_options=(("keep_rate", DYNAMICVIT_KEEP_RATE),),
+                                 method_loss=_dynamicvit_loss))
+register_colorizer(ColorizerSpec("avit-t", "vit_tiny_patch16_224", 12, adaptive=True, method="avit",
+                                 method_loss=_avit_loss))
+register_colorizer(ColorizerSpec("adavit-t", "vit_tiny_patch16_224", 12, adaptive=True, method="adavit",
+                                 method_loss=_adavit_loss))
+
+# The paper's restoration-transformer colorizers (Table 2, Figure 4), written in ``baselines``.
+for _name, _factory in (("swinir-s", "baselines.swinir:swinir_s"), ("swinir-t", "baselines.swinir:swinir_t"),
+                        ("uformer-s", "baselines.uformer:uformer_s"), ("uformer-t", "baselines.uformer:uformer_t")):
+    register_colorizer(ColorizerSpec(_name, network=_factory))
 
 
 def tokens_to_image(tokens: Tensor, grid: tuple[int, int], patch_size: int) -> Tensor:
@@ -173,7 +224,67 @@ class Colorizer(nn.Module):
         return torch.tanh(self.stabilizer(ab))
 
 
+class ImageColorizer(nn.Module):
+    """A colorizer that is one image-to-image network (SwinIR, Uformer), not a ViT and a head.
+
+    It keeps the interface the task uses (``image_size``, ``adaptive``, ``spec``): training,
+    evaluation, colorizing and benchmarking treat it as any dense colorizer.
+
+    Args:
+        network: maps (B, 4, H, W) to normalised ab (B, 2, H, W) in (-1, 1).
+        image_size: the square input size it is trained and evaluated at.
+        spec: the registry entry it was built from.
+    """
+
+    adaptive = False
+
+    def __init__(self, network: nn.Module, image_size: int, spec: Optional[ColorizerSpec] = None) -> None:
+        super().__init__()
+        self.network = network
+        self.spec = spec
+        self._size = int(image_size)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) the model takes."""
+        return self._size, self._size
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, 4, H, W) = [L_norm, hint a, hint b, hint mask] -> ab_norm (B, 2, H, W)."""
+        if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != self.image_size:
+            raise ValueError(f"expected input (B, 4, {self._size}, {self._size}) (L, hint ab, hint mask at "
+                             f"the model's size), got {tuple(x.shape)}")
+        return self.network(x)
+
+    def gflops(self) -> float:
+        """GFLOPs of one image, counted once by fvcore (attention matmuls included) and cached."""
+        cached = self.__dict__.get("_gflops")
+        if cached is None:
+            reference = next(self.parameters())
+            probe = torch.zeros(1, 4, *self.image_size, device=reference.device, dtype=reference.dtype)
+            was_training = self.training
+            cached = adaprune.fvcore_gflops(self.network.eval(), probe)
+            self.network.train(was_training)
+            self.__dict__["_gflops"] = cached
+        return cached
+
+
+def _build_network(spec: ColorizerSpec, image_size: int, overrides: dict[str, Any]) -> ImageColorizer:
+    module_name, _, factory_name = spec.network.partition(":")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        network = factory(**overrides)
+    except TypeError as error:
+        raise TypeError(f"{spec.name} ({spec.network}) rejected the options {sorted(overrides)}: {error}") from error
+    return ImageColorizer(network, image_size, spec)
+
+
 _GATE_OPTIONS = {f.name for f in fields(AdaColViTConfig)}
+
+
+def _gate_options(method: str) -> set[str]:
+    """The option names of a registered adaprune method."""
+    return {f.name for f in fields(adaprune.get_gate(method).config_class)}
 _SPEC_OPTIONS = {"beta_patch", "beta_layer"}
 
 
@@ -196,9 +307,16 @@ def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] =
         TypeError: an override neither the gates nor timm accept.
     """
     spec = get_spec(name)
-    gate_options = {k: overrides.pop(k) for k in list(overrides) if k in _GATE_OPTIONS}
+    if spec.network is not None:
+        if backbone is not None:
+            raise TypeError(f"{name} is a whole image-to-image network; it takes no ViT backbone")
+        model = _build_network(spec, image_size, overrides)
+        model.build_args = dict(name=name, image_size=image_size, **overrides)
+        return model
+    known_gate_options = _gate_options(spec.method) if spec.adaptive else _GATE_OPTIONS
+    gate_options = {k: overrides.pop(k) for k in list(overrides) if k in known_gate_options}
     spec_options = {k: overrides.pop(k) for k in list(overrides) if k in _SPEC_OPTIONS}
-    if "patch_groups" in gate_options or "layer_skip" in gate_options:
+    if spec.method == "adacolvit" and ("patch_groups" in gate_options or "layer_skip" in gate_options):
         spec_options.update({k: gate_options[k] for k in ("patch_groups", "layer_skip") if k in gate_options})
     if gate_options and not spec.adaptive:
         raise TypeError(f"{name} is not adaptive; gate option(s) {', '.join(sorted(gate_options))} apply only "
@@ -229,9 +347,11 @@ def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] =
     if image_size % vit.patch_embed.patch_size[0]:
         raise ValueError(f"image_size {image_size} is not a multiple of the patch size "
                          f"{vit.patch_embed.patch_size[0]} of {spec.backbone}")
-    if spec.adaptive:
+    if spec.adaptive and spec.method == "adacolvit":
         adaprune.wrap(vit, patch_groups=spec.patch_groups, layer_skip=spec.layer_skip,
                       **{k: v for k, v in gate_options.items() if k not in ("patch_groups", "layer_skip")})
+    elif spec.adaptive:
+        adaprune.wrap(vit, method=spec.method, **{**dict(spec.method_options), **gate_options})
     model = Colorizer(vit, spec)
     model.build_args = dict(name=name, image_size=image_size, backbone=backbone,
                             **gate_options, **{k: v for k, v in spec_options.items() if k in _SPEC_OPTIONS},
@@ -249,9 +369,10 @@ def head_gflops(model: Colorizer) -> float:
     return (linear + conv) / 1e9
 
 
-def colorizer_gflops(model: Colorizer, batch_size: int = 1) -> Tensor:
+def colorizer_gflops(model: Union[Colorizer, ImageColorizer], batch_size: int = 1) -> Tensor:
     """(B,) GFLOPs per sample of the whole colorizer: backbone plus head (``head_gflops``).
 
+    Image-to-image networks (SwinIR, Uformer): fvcore's count of one image, repeated.
     Wrapped backbone: what the last forward actually spent per sample (adaprune's record,
     which counts the gates, the policy token and the work the decisions left; B is that
     forward's batch). Dense backbone: ``adaprune.vit_gflops`` (patch embedding, blocks with
@@ -260,6 +381,8 @@ def colorizer_gflops(model: Colorizer, batch_size: int = 1) -> Tensor:
     Raises:
         RuntimeError: a wrapped model that has not run a forward yet.
     """
+    if isinstance(model, ImageColorizer):
+        return torch.full((batch_size,), model.gflops())
     head = head_gflops(model)
     if model.adaptive:
         return adaprune.last_record(model.backbone).gflops.detach().float().cpu() + head

@@ -9,6 +9,7 @@ from einops import rearrange
 import adaprune
 from tasks.colorization.model import (
     Colorizer,
+    ImageColorizer,
     colorizer_gflops,
     colorizer_state,
     create_colorizer,
@@ -31,10 +32,22 @@ def test_registry_holds_the_papers_models() -> None:
     assert (get_spec("adacolvit-t").beta_patch, get_spec("adacolvit-t").beta_layer) == (0.5, 0.8)
 
 
-@pytest.mark.parametrize("name", list_colorizers())
+VIT_NAMES = [name for name in list_colorizers() if get_spec(name).network is None]
+NETWORK_NAMES = [name for name in list_colorizers() if get_spec(name).network is not None]
+
+
+def test_registry_holds_the_baselines() -> None:
+    assert {"dynamicvit-t", "avit-t", "adavit-t"} <= set(VIT_NAMES)
+    assert {get_spec(n).method for n in ("dynamicvit-t", "avit-t", "adavit-t")} == {"dynamicvit", "avit", "adavit"}
+    assert set(NETWORK_NAMES) == {"swinir-s", "swinir-t", "uformer-s", "uformer-t"}
+
+
+@pytest.mark.parametrize("name", VIT_NAMES)
 def test_every_name_maps_4_channels_to_ab_in_range(name: str) -> None:
     model = create_colorizer(name, **SMALL)
-    assert model.adaptive == name.startswith("adacolvit")
+    assert model.adaptive == get_spec(name).adaptive
+    if model.adaptive:
+        assert adaprune.wrap_info(model.backbone).method == get_spec(name).method
     width = 192 if "-t" in name else 384
     assert model.backbone.embed_dim == width and model.backbone.num_prefix_tokens == 0
     x = torch.randn(3, 4, 32, 32)
@@ -148,3 +161,28 @@ def test_checkpoint_round_trip_rebuilds_the_same_model() -> None:
         torch.testing.assert_close(again(x), model(x))
     with pytest.raises(ValueError, match="model_args"):
         load_colorizer({"model": {}})
+
+
+@pytest.mark.parametrize("name", NETWORK_NAMES)
+def test_restoration_colorizers_map_4_channels_to_ab(name: str) -> None:
+    model = create_colorizer(name, image_size=32)
+    assert isinstance(model, ImageColorizer) and not model.adaptive and model.image_size == (32, 32)
+    ab = model(torch.randn(2, 4, 32, 32))
+    assert ab.shape == (2, 2, 32, 32) and torch.isfinite(ab).all() and ab.abs().max() < 1.0
+    with pytest.raises(ValueError, match=r"expected input \(B, 4, 32, 32\)"):
+        model(torch.randn(1, 4, 48, 48))
+    counted = adaprune.fvcore_gflops(model.network.eval(), torch.zeros(1, 4, 32, 32))
+    assert colorizer_gflops(model, 3).tolist() == pytest.approx([counted] * 3)
+    rebuilt = load_colorizer(colorizer_state(model))
+    torch.testing.assert_close(rebuilt(torch.ones(1, 4, 32, 32)), model.eval()(torch.ones(1, 4, 32, 32)))
+
+
+def test_baseline_losses_reach_their_gates() -> None:
+    from tasks.colorization.loss import colorization_loss
+
+    for name in ("dynamicvit-t", "avit-t", "adavit-t"):
+        model = create_colorizer(name, image_size=32, patch_size=8, depth=4).train()
+        x, target = torch.randn(2, 4, 32, 32), torch.rand(2, 2, 32, 32) * 2 - 1
+        terms = colorization_loss(model, model(x), target)
+        assert "sparsity" in terms and terms["sparsity"].requires_grad, name
+        terms["loss"].backward()

@@ -102,3 +102,26 @@ def test_epoch_order_is_a_seeded_permutation_cut_into_batches() -> None:
     assert torch.equal(order, epoch_order(10, 4, seed=0, epoch=0))
     assert not torch.equal(order, epoch_order(10, 4, seed=0, epoch=1))
     assert epoch_order(3, 8, seed=0, epoch=0).shape == (1, 8)  # a tiny dataset is repeated
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("dynamicvit-t", ["patch_size=8", "depth=4"]),   # a hard-removal gate and its budget loss
+    ("swinir-t", []),                                # an image-to-image network, no ViT
+])
+def test_baselines_train_resume_and_evaluate(tmp_path: Path, model: str, extra: list[str]) -> None:
+    from tasks.colorization.evaluate import run_evaluation
+    from tasks.colorization.model import load_colorizer
+
+    base = [item for item in TINY if not item.startswith(("patch_size", "depth"))]
+    config = make_config("smoke", base + extra + [f"model={model}", "max_steps=4", "eval_every=0"])
+    killed = train(config, tmp_path / "run", stop_at_step=3)  # checkpoint at step 2
+    assert killed["stopped"]
+    done = train(config, tmp_path / "run")
+    assert done["step"] == 4 and done["train"]["loss"] > 0
+    if model == "dynamicvit-t":
+        assert "sparsity" in done["train"]  # DynamicViT's keep-ratio loss was trained
+    run_evaluation(load_colorizer(done["checkpoint"]), "samples", tmp_path / "eval", ks=(1,),
+                   num_images=2, lpips="none", name=model)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["model"] == model and metrics["images"] == 2
+    assert 5 < metrics["psnr@1"] < 60 and metrics["gflops@1"] > 0

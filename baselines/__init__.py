@@ -1,0 +1,1 @@
+"""Other adaptive-ViT methods, plugged into adaprune only through its public API."""
