@@ -29,7 +29,8 @@ from adaprune.flops import vit_gflops
 from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
-__all__ = ["latency_ms", "time_pair", "BenchResult", "compare", "format_result", "parse_options", "run", "main"]
+__all__ = ["latency_ms", "time_many", "time_pair", "BenchResult", "compare", "format_result", "sublayer_breakdown",
+           "format_breakdown", "parse_options", "run", "main"]
 
 
 @contextlib.contextmanager
@@ -58,18 +59,25 @@ def latency_ms(fn: Callable[[Tensor], object], x: Tensor, threads: int = 1, warm
         return statistics.median(_once(fn, x) for _ in range(runs))
 
 
+def time_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int = 1, warmup: int = 10,
+              runs: int = 50) -> list[float]:
+    """Medians (ms) of several functions on one input, their runs interleaved."""
+    with num_threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns:
+                fn(x)
+        times: list[list[float]] = [[] for _ in fns]
+        for _ in range(runs):
+            for fn, samples in zip(fns, times):
+                samples.append(_once(fn, x))
+    return [statistics.median(samples) for samples in times]
+
+
 def time_pair(first: Callable[[Tensor], object], second: Callable[[Tensor], object], x: Tensor,
               threads: int = 1, warmup: int = 10, runs: int = 50) -> tuple[float, float]:
     """Medians (ms) of two functions on one input, their runs interleaved."""
-    with num_threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            first(x)
-            second(x)
-        a, b = [], []
-        for _ in range(runs):
-            a.append(_once(first, x))
-            b.append(_once(second, x))
-    return statistics.median(a), statistics.median(b)
+    a, b = time_many((first, second), x, threads, warmup, runs)
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,68 @@ def compare(
     )
 
 
+def sublayer_breakdown(dense: nn.Module, wrapped: nn.Module, patch_keep: float = 0.5, threads: int = 1,
+                       warmup: int = 20, runs: int = 200) -> list[tuple[str, float, float, float]]:
+    """Where an AdaColViT wrap's time goes at batch 1: each sub-layer of the first block, and
+    its attention kernel alone, dense against grouped, timed interleaved in one process.
+
+    The grouped rows keep ``round(patch_keep * Np)`` random patch tokens at full width. Scaled
+    dot-product attention does softmax work per score that FLOPs do not count, so its time
+    shrinks less than its FLOPs when a head's channels are split into groups.
+
+    Returns:
+        ``(what, dense ms, grouped ms, grouped FLOPs / dense FLOPs)`` rows.
+    """
+    from adaprune._patch import wrap_info
+    from adaprune.flops import attention_flops, mlp_flops
+    from adaprune.ops import random_keep
+
+    info = wrap_info(wrapped)
+    if info.method != "adacolvit" or info.config.patch_groups < 2:
+        raise ValueError("the breakdown explains AdaColViT's grouped sub-layers: wrap with patch_groups >= 2")
+    dense, wrapped = dense.eval(), wrapped.eval()
+    block, gated = dense.blocks[0], wrapped.blocks[0]
+    grouping = gated.adaprune_gate.patch
+    r, P, G = info.layout.num_method_tokens, info.layout.num_prefix, info.config.patch_groups
+    n = info.layout.num_patches + info.layout.num_model_prefix  # the dense model's tokens
+    dim, heads, head_dim = dense.embed_dim, block.attn.num_heads, block.attn.head_dim
+    h_dense = torch.randn(1, n, dim)
+    h = torch.randn(1, n + r, dim)
+    keep = torch.ones(1, n + r, dtype=torch.bool)
+    keep[:, P:] = random_keep(1, n + r - P, patch_keep, h.device, h.dtype).bool()
+    kept = int(keep.sum())
+
+    q64 = [torch.randn(1, heads, n, head_dim) for _ in range(3)]
+    q32 = [torch.randn(1, heads, n, head_dim // G) for _ in range(3)]
+    qk = [torch.randn(1, heads * (G - 1), kept, head_dim // G) for _ in range(3)]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    fns = [
+        lambda _: block.attn(h_dense),
+        lambda _: grouping.attention_gathered(gated.attn, h, keep, gated.mlp, r),
+        lambda _: block.mlp(h_dense),
+        lambda _: grouping.mlp_gathered(gated.mlp, h, keep, gated.attn),
+        lambda _: sdpa(*q64),
+        lambda _: (sdpa(*q32), sdpa(*qk)),
+    ]
+    t = time_many(fns, h, threads, warmup, runs)
+    attn_dim, hidden = heads * head_dim, block.mlp.fc1.out_features
+    scores = 2 * n * n * attn_dim
+    scores_grouped = 2 * (n * n * attn_dim / G + kept * kept * attn_dim * (G - 1) / G)
+    return [
+        ("attention sub-layer", t[0], t[1], attention_flops(n + r, kept, dim, attn_dim, G, r) / attention_flops(n, n, dim, attn_dim)),
+        ("FFN sub-layer", t[2], t[3], mlp_flops(n + r, kept, dim, hidden, G) / mlp_flops(n, n, dim, hidden)),
+        ("attention kernel (QK^T, softmax, AV)", t[4], t[5], scores_grouped / scores),
+    ]
+
+
+def format_breakdown(rows: Sequence[tuple[str, float, float, float]]) -> str:
+    """The breakdown as a small table: time ratio beside FLOPs ratio per row."""
+    lines = [f"{'batch 1, first block':<38}{'dense ms':>9}{'grouped ms':>11}{'time':>7}{'FLOPs':>7}"]
+    for what, dense_ms, grouped_ms, flops in rows:
+        lines.append(f"{what:<38}{dense_ms:>9.3f}{grouped_ms:>11.3f}{grouped_ms / dense_ms:>7.2f}{flops:>7.2f}")
+    return "\n".join(lines)
+
+
 def format_result(result: BenchResult) -> str:
     """A small table of one comparison, for the terminal."""
     rows = [
@@ -183,6 +253,8 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the first block's sub-layers and attention kernel, dense vs grouped")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -195,6 +267,8 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     result = compare(dense, wrapped, x, args.policy, args.patch_keep, args.layer_keep, args.threads,
                      args.batch, args.warmup, args.runs, name=args.model)
     print(format_result(result))
+    if args.breakdown:
+        print(format_breakdown(sublayer_breakdown(dense, wrapped, args.patch_keep, args.threads)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result.as_dict(), f, indent=2)

@@ -33,3 +33,22 @@ def test_bench_cli_takes_a_method_and_its_options(tmp_path):
     result = run(["--img-size", "64", "--batch", "2", "--warmup", "1", "--runs", "2",
                   "--method", "adacolvit", "--option", "patch_groups=4", "--policy", "keep_all"])
     assert result.wrapped_gflops > result.dense_gflops * 0.99  # keep_all: the dense work, plus the gates
+
+
+def test_breakdown_rows_compare_grouped_with_dense_sublayers():
+    import copy
+
+    import pytest
+    import timm
+
+    import adaprune
+    from adaprune.bench import format_breakdown, sublayer_breakdown
+
+    dense = timm.create_model("vit_tiny_patch16_224", img_size=64, in_chans=4, num_classes=0, global_pool="")
+    wrapped = adaprune.wrap(copy.deepcopy(dense), patch_groups=2)
+    rows = sublayer_breakdown(dense, wrapped, patch_keep=0.5, warmup=1, runs=3)
+    assert [r[0] for r in rows] == ["attention sub-layer", "FFN sub-layer", "attention kernel (QK^T, softmax, AV)"]
+    assert all(r[1] > 0 and r[2] > 0 and 0.5 < r[3] < 1.0 for r in rows)  # half the tokens at full width
+    assert "FLOPs" in format_breakdown(rows)
+    with pytest.raises(ValueError, match="patch_groups >= 2"):
+        sublayer_breakdown(dense, adaprune.wrap(copy.deepcopy(dense), patch_groups=1))
