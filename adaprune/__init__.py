@@ -6,8 +6,8 @@
     >>> feats = vit.forward_features(x); adaprune.last_record(vit).gflops
 """
 
-from adaprune._patch import is_wrapped, unwrap, wrap, wrap_info
-from adaprune.config import AdaColViTConfig, TokenLayout, WrapInfo
+from adaprune._patch import unwrap, wrap
+from adaprune.config import AdaColViTConfig, TokenLayout, WrapInfo, is_wrapped, wrap_info
 from adaprune.flops import fvcore_gflops, vit_gflops
 from adaprune.gates import AdaColViT, BlockGate, decide, get_gate, list_gates, register_gate
 from adaprune.losses import budget_loss, sparsity_loss

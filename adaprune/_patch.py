@@ -20,13 +20,13 @@ from timm.models._manipulate import checkpoint
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 
-from adaprune.config import TokenLayout, WrapInfo
+from adaprune.config import TokenLayout, WrapInfo, is_wrapped, wrap_info
 from adaprune.flops import layer_norm_flops
 from adaprune.gates._registry import get_gate
 from adaprune.policy import LEARNED, Policy, get_policy
 from adaprune.record import BlockDecision, Record
 
-__all__ = ["wrap", "unwrap", "is_wrapped", "wrap_info"]
+__all__ = ["wrap", "unwrap"]
 
 
 class AdaptiveBlockMixin:
@@ -160,19 +160,6 @@ def _adaptive_class(cls: type, mixin: type) -> type:
     sub = type(name, (mixin, cls), {"__module__": __name__, "__qualname__": name})
     setattr(sys.modules[__name__], name, sub)
     return sub
-
-
-def is_wrapped(vit: nn.Module) -> bool:
-    """Whether ``vit`` is currently wrapped by ``wrap``."""
-    return "_adaprune_info" in vit.__dict__
-
-
-def wrap_info(vit: nn.Module) -> WrapInfo:
-    """What ``wrap`` did to ``vit``; TypeError if it is not wrapped."""
-    info = vit.__dict__.get("_adaprune_info")
-    if info is None:
-        raise TypeError(f"{type(vit).__name__} is not wrapped: call adaprune.wrap(model) first")
-    return info
 
 
 def _check_supported(vit: nn.Module) -> None:

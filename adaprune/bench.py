@@ -166,7 +166,7 @@ def sublayer_breakdown(dense: nn.Module, wrapped: nn.Module, patch_keep: float =
     Returns:
         ``(what, dense ms, grouped ms, grouped FLOPs / dense FLOPs)`` rows.
     """
-    from adaprune._patch import wrap_info
+    from adaprune.config import wrap_info
     from adaprune.flops import attention_flops, mlp_flops
     from adaprune.ops import random_keep
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AdaColViTConfig", "TokenLayout", "WrapInfo"]
+from torch import nn
+
+__all__ = ["AdaColViTConfig", "TokenLayout", "WrapInfo", "is_wrapped", "wrap_info"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,16 @@ class WrapInfo:
     layout: TokenLayout
     vit_class: type
     block_class: type
+
+
+def is_wrapped(vit: nn.Module) -> bool:
+    """Whether ``vit`` is currently wrapped by ``wrap``."""
+    return "_adaprune_info" in vit.__dict__
+
+
+def wrap_info(vit: nn.Module) -> WrapInfo:
+    """What ``wrap`` did to ``vit``; TypeError if it is not wrapped."""
+    info = vit.__dict__.get("_adaprune_info")
+    if info is None:
+        raise TypeError(f"{type(vit).__name__} is not wrapped: call adaprune.wrap(model) first")
+    return info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from adaprune._patch import wrap_info
+from adaprune.config import wrap_info
 from adaprune.record import last_record
 
 __all__ = ["sparsity_loss", "budget_loss"]

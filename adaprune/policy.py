@@ -8,6 +8,8 @@ from typing import Iterator, Literal, get_args
 
 from torch import nn
 
+from adaprune.config import wrap_info
+
 __all__ = ["Policy", "PolicyMode", "policy", "set_policy", "get_policy"]
 
 PolicyMode = Literal["learned", "keep_all", "drop_all", "random"]
@@ -50,8 +52,6 @@ def get_policy(vit: nn.Module) -> Policy:
 
 def set_policy(vit: nn.Module, mode: PolicyMode | Policy = "learned", **options: float) -> Policy:
     """Sets the policy of a wrapped ViT until changed; returns the previous one."""
-    from adaprune._patch import wrap_info
-
     wrap_info(vit)
     previous = get_policy(vit)
     vit.__dict__["_adaprune_policy"] = mode if isinstance(mode, Policy) else Policy(mode, **options)

@@ -8,6 +8,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from adaprune.config import wrap_info
+
 __all__ = ["BlockDecision", "Record", "last_record"]
 
 
@@ -100,8 +102,6 @@ def last_record(vit: nn.Module) -> Record:
         TypeError: the model is not wrapped.
         RuntimeError: the wrapped model has not run a forward yet.
     """
-    from adaprune._patch import wrap_info  # late: _patch imports this module
-
     wrap_info(vit)  # raises TypeError when not wrapped
     record = vit.__dict__.get("_adaprune_record")
     if record is None:

@@ -25,9 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 __all__ = [
+    "resolve_data",
+    "image_dataset",
+    "evenly_spaced",
     "IMAGE_EXTENSIONS",
     "SAMPLE_PHOTO_FILES",
     "BadImageWarning",
@@ -556,3 +559,44 @@ def shared_dataset(name: str, image_size: int, train: bool = False) -> ImageFold
         raise FileNotFoundError(f"{name!r} is not a folder of the shared data {str(root)!r} "
                                 f"(its folders: {', '.join(available) or 'none'})")
     return ImageFolder(folder, image_size=image_size, train=train)
+
+
+# -- data specs: what the command line and recipes name -------------------------------------
+
+def resolve_data(spec: str) -> Union[str, Path]:
+    """``samples`` stays; ``shared:REL`` is REL under the shared data folder; else a path.
+
+    Raises:
+        FileNotFoundError: the folder does not exist (the message says what is accepted).
+    """
+    if spec == "samples":
+        return spec
+    if spec.startswith("shared:"):
+        root = shared_data_root()
+        if root is None:
+            raise FileNotFoundError(f"{spec!r} needs the shared data folder (../shared/data beside the project), "
+                                    f"which is missing; give an image folder path or 'samples' instead")
+        path = Path(root) / spec.split(":", 1)[1]
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data folder {str(path)!r} not found; give an image folder (--set data=PATH), "
+                                f"'shared:imagenette/train' or 'samples' (scikit-image's photos)")
+    return path
+
+
+def image_dataset(spec: str, image_size: int, train: bool) -> Dataset:
+    """Items ``{"rgb": (3, S, S) in [0, 1], "index": int}`` from a data spec (``resolve_data``)."""
+    source = resolve_data(spec)
+    if source == "samples":
+        return sample_photos(image_size)
+    return ImageFolder(source, image_size=image_size, train=train)
+
+
+def evenly_spaced(dataset: Dataset, count: int) -> Dataset:
+    """``count`` items spread evenly over ``dataset`` (all of it when smaller): a fixed val set
+    that covers every class folder."""
+    n = len(dataset)
+    if count >= n:
+        return dataset
+    return Subset(dataset, torch.linspace(0, n - 1, count).round().long().tolist())

@@ -159,7 +159,7 @@ def run_evaluation(
 
     Args:
         model: the colorizer (its image size is the evaluation size).
-        data: an image folder, ``shared:REL`` or ``samples`` (see ``train.resolve_data``).
+        data: an image folder, ``shared:REL`` or ``samples`` (see ``data.resolve_data``).
         out_dir: output folder; the hint sets go to ``out_dir/hints.json`` unless ``hint_file``.
         ks: hint counts. num_images: the first images evenly spread (None: all).
         seed: seed of new hint sets. hint_file: where hint sets are read or saved.
@@ -168,7 +168,7 @@ def run_evaluation(
         device: where it runs.
         name: the model's label in the table.
     """
-    from tasks.colorization.train import evenly_spaced, image_dataset
+    from tasks.colorization.data import evenly_spaced, image_dataset
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

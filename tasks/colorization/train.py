@@ -27,17 +27,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from tasks.colorization.config import TrainConfig, config_dict, save_config
+from tasks.colorization.data import evenly_spaced, image_dataset
 from tasks.colorization.loss import colorization_loss
 from tasks.colorization.model import Colorizer, colorizer_state, create_colorizer
 
 __all__ = [
-    "resolve_data",
-    "image_dataset",
-    "evenly_spaced",
     "epoch_order",
     "mix_seed",
     "HintedItems",
@@ -53,51 +51,6 @@ __all__ = [
 CHECKPOINT = "checkpoint.pt"
 # fields that change no result: a resumed run may differ in these from the run it resumes
 BOOKKEEPING = {"eval_every", "checkpoint_every", "log_every", "num_workers", "threads", "device", "val_images"}
-
-
-# -- data -------------------------------------------------------------------------------------
-
-def resolve_data(spec: str) -> Union[str, Path]:
-    """``samples`` stays; ``shared:REL`` is REL under the shared data folder; else a path.
-
-    Raises:
-        FileNotFoundError: the folder does not exist (the message says what is accepted).
-    """
-    if spec == "samples":
-        return spec
-    if spec.startswith("shared:"):
-        from tasks.colorization.data import shared_data_root
-
-        root = shared_data_root()
-        if root is None:
-            raise FileNotFoundError(f"{spec!r} needs the shared data folder (../shared/data beside the project), "
-                                    f"which is missing; give an image folder path or 'samples' instead")
-        path = Path(root) / spec.split(":", 1)[1]
-    else:
-        path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data folder {str(path)!r} not found; give an image folder (--set data=PATH), "
-                                f"'shared:imagenette/train' or 'samples' (scikit-image's photos)")
-    return path
-
-
-def image_dataset(spec: str, image_size: int, train: bool) -> Dataset:
-    """Items ``{"rgb": (3, S, S) in [0, 1], "index": int}`` from a data spec (``resolve_data``)."""
-    from tasks.colorization import data
-
-    source = resolve_data(spec)
-    if source == "samples":
-        return data.sample_photos(image_size)
-    return data.ImageFolder(source, image_size=image_size, train=train)
-
-
-def evenly_spaced(dataset: Dataset, count: int) -> Dataset:
-    """``count`` items spread evenly over ``dataset`` (all of it when smaller): a fixed val set
-    that covers every class folder."""
-    n = len(dataset)
-    if count >= n:
-        return dataset
-    return Subset(dataset, torch.linspace(0, n - 1, count).round().long().tolist())
 
 
 def mix_seed(*parts: int) -> int:
