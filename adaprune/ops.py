@@ -168,6 +168,12 @@ def masked_softmax_attention(
     ``a_ij = exp(s_ij) m_j / sum_k exp(s_ik) m_k``: for a 0/1 mask this equals attention over
     the kept keys alone, and the gradient still reaches m (DynamicViT's masked softmax).
 
+    Stable where it matters for training: scores are shifted by the largest *kept* score, so
+    the denominator is at least 1 for 0/1 masks (a shift by a dropped key's score could leave
+    it near 0 and the gradient to m overflowing); a dropped key's exponent is capped at that
+    peak, which bounds the gradient that asks whether to keep it; a query with no key left
+    (e.g. the policy token when a sample drops every patch) gets zeros and finite gradients.
+
     Args:
         q: (B, h, N, d) queries.
         k: (B, h, N, d) keys.
@@ -179,11 +185,15 @@ def masked_softmax_attention(
         (B, h, N, d); a query with no key left gets zeros.
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    scores = scores - scores.amax(dim=-1, keepdim=True).detach()
-    weights = scores.exp() * key_keep[:, None, None, :].to(scores.dtype)
+    keep = key_keep[:, None, None, :].to(scores.dtype)
     if attn_mask is not None:
-        weights = weights * attn_mask.to(weights.dtype)
-    weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+        keep = keep * attn_mask.to(scores.dtype)
+    with torch.no_grad():
+        peak = scores.masked_fill(keep <= 0, float("-inf")).amax(dim=-1, keepdim=True)
+        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))  # no key left
+    weights = (scores - peak).clamp(max=0.0).exp() * keep
+    total = weights.sum(dim=-1, keepdim=True)
+    weights = weights / torch.where(total > 0, total, torch.ones_like(total))
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v
