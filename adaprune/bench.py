@@ -76,8 +76,8 @@ def time_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int
 def time_pair(first: Callable[[Tensor], object], second: Callable[[Tensor], object], x: Tensor,
               threads: int = 1, warmup: int = 10, runs: int = 50) -> tuple[float, float]:
     """Medians (ms) of two functions on one input, their runs interleaved."""
-    a, b = time_many((first, second), x, threads, warmup, runs)
-    return a, b
+    first_ms, second_ms = time_many((first, second), x, threads, warmup, runs)
+    return first_ms, second_ms
 
 
 @dataclass(frozen=True)

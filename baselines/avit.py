@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from adaprune import BlockDecision, BlockGate, Policy, TokenLayout, last_record, register_gate
 from adaprune.flops import attention_flops, layer_norm_flops, mlp_flops
-from adaprune.ops import gather_tokens, kept_index
+from adaprune.gates.token_removal import block_forward, gathered_block
+from adaprune.ops import kept_index
 
 __all__ = [
     "AViT",
@@ -241,7 +242,7 @@ class AViT(BlockGate):
                             "wrapped with method='avit'?")
         active = state.active
         if bool(active.all()):  # nothing halted yet: the block as it is
-            y = _dense_block(block, x)
+            y = block_forward(block, x)
         else:
             keep = torch.cat([active.new_ones(B, P), active], dim=1)
             y = _masked_block(block, x, keep) if self.training else _gathered_block(block, x, keep)
@@ -281,37 +282,22 @@ class AViT(BlockGate):
 # -- the two paths through a block ------------------------------------------------------------
 
 
-def _dense_block(block: nn.Module, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-    """The block's own sub-layers on x (B, n, C); ``attn_mask`` (B, 1, 1, n) bool: the keys."""
-    x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x), attn_mask=attn_mask)))
-    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
-
-
 def _masked_block(block: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
     """Training path: every token computed, halted ones (``keep`` False, (B, N)) no key or
     value and their update discarded."""
     if bool(keep.all()):
-        return _dense_block(block, x)
+        return block_forward(block, x)
     keys = keep | ~keep.any(dim=1, keepdim=True)  # a sample with nothing running: any keys, all discarded
-    return torch.where(keep[..., None], _dense_block(block, x, keys[:, None, None, :]), x)
+    return torch.where(keep[..., None], block_forward(block, x, keys[:, None, None, :]), x)
 
 
 def _gathered_block(block: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
     """Inference path: only the running tokens (``keep``, (B, N)) computed, among themselves."""
     if bool(keep.all()):
-        return _dense_block(block, x)
+        return block_forward(block, x)
     if not bool(keep.any()):
         return x
-    index, valid = kept_index(keep)
-    tokens = gather_tokens(x, index)
-    if valid is None:
-        out = _dense_block(block, tokens)
-        if x.shape[0] == 1:
-            return x[0].index_copy(0, index[0], out[0]).unsqueeze(0)
-    else:  # padded to the largest count: padding is no key, and is written back unchanged
-        keys = valid | ~valid.any(dim=1, keepdim=True)
-        out = torch.where(valid[..., None], _dense_block(block, tokens, keys[:, None, None, :]), tokens)
-    return x.scatter(1, index[..., None].expand(-1, -1, x.shape[-1]), out)
+    return gathered_block(block, x, *kept_index(keep))
 
 
 # -- losses and statistics on the last forward ------------------------------------------------

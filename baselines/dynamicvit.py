@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from adaprune import BlockDecision, BlockGate, Policy, TokenLayout, last_record, register_gate, wrap_info
 from adaprune.flops import attention_flops, layer_norm_flops, mlp_flops
+from adaprune.gates.token_removal import block_forward, gathered_block
 from adaprune.ops import gather_tokens, masked_softmax_attention
 
 __all__ = [
@@ -172,13 +173,7 @@ class KeepState:
     rows: Optional[Tensor] = None
 
 
-# -- block forwards on the block's own submodules -----------------------------------------------
-
-
-def _dense_block(block: nn.Module, x: Tensor) -> Tensor:
-    """The block as timm runs it, through its own submodules. x: (B, N, C)."""
-    x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
-    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+# -- the training path: every token computed, dropped ones masked ------------------------------
 
 
 def _masked_attention(attn: Attention, h: Tensor, keep: Tensor) -> Tensor:
@@ -203,19 +198,6 @@ def _masked_block(block: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
     x = x + w * block.drop_path1(block.ls1(_masked_attention(block.attn, block.norm1(x), keep)))
     return x + w * block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
-
-def _gathered_block(block: nn.Module, x: Tensor, index: Tensor) -> Tensor:
-    """Inference path: only the tokens at ``index`` (B, K) are computed, among themselves, and
-    written back; the others are returned unchanged. x: (B, N, C)."""
-    if index.shape[1] == 0:
-        return x
-    y = _dense_block(block, gather_tokens(x, index))
-    if x.shape[0] == 1:
-        return x[0].index_copy(0, index[0], y[0]).unsqueeze(0)
-    return x.scatter(1, index[..., None].expand(-1, -1, x.shape[-1]), y)
-
-
-# -- where a gate sits: the block's index and the model's depth ---------------------------------
 
 # -- the gate -----------------------------------------------------------------------------------
 
@@ -272,13 +254,13 @@ class DynamicViT(BlockGate):
             state = self._prune(x, state, policy, keep_count(Np, self.config.keep_rate, self.stage))
 
         if state.mask is None:
-            x = _dense_block(block, x)
+            x = block_forward(block, x)
             mask = x.new_ones(B, Np)
         elif self.training:
             x = _masked_block(block, x, torch.cat([state.mask.new_ones(B, P), state.mask], dim=1))
             mask = state.mask
         else:
-            x = _gathered_block(block, x, state.rows)
+            x = gathered_block(block, x, state.rows)
             mask = state.mask
         cost = functools.partial(self._gflops, P, scored)
         return x, BlockDecision(x.new_ones(B, 2), torch.stack([mask, mask], dim=1), cost, state)

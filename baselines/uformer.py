@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import Tensor, nn
 
 from baselines.swinir import (WindowAttention, additive_mask, check_image, init_transformer_weights, pad_to_multiple,

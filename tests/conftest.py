@@ -8,6 +8,8 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+import adaprune
+
 
 def tiny_vit(**overrides: Any) -> VisionTransformer:
     """A timm VisionTransformer small enough for property tests: 32 px, patch 8, width 32."""
@@ -15,6 +17,16 @@ def tiny_vit(**overrides: Any) -> VisionTransformer:
                    mlp_ratio=2.0, num_classes=0, global_pool="")
     options.update(overrides)
     return VisionTransformer(**options).eval()
+
+
+def record_and_fvcore_gflops(vit: VisionTransformer, x: torch.Tensor, seed: int) -> tuple[adaprune.Record, float]:
+    """The record of one forward of a wrapped ViT on x (batch 1) and fvcore's GFLOPs of the
+    same forward, traced with the same seed so that random decisions repeat."""
+    torch.manual_seed(seed)
+    vit.forward_features(x)
+    record = adaprune.last_record(vit)
+    torch.manual_seed(seed)
+    return record, adaprune.fvcore_gflops(vit, x, entry="forward_features")
 
 
 VARIANTS = {

@@ -7,7 +7,7 @@ import torch
 
 import adaprune
 from adaprune.flops import attention_flops, fvcore_gflops, mlp_flops
-from tests.conftest import tiny_vit
+from tests.conftest import record_and_fvcore_gflops, tiny_vit
 
 
 def test_grouped_flops_formulas_reduce_to_dense():
@@ -31,11 +31,8 @@ def test_record_gflops_match_fvcore_on_the_gathered_path(mode):
     vit = adaprune.wrap(tiny_vit(img_size=64, embed_dim=64, num_heads=2, depth=3), patch_groups=2, layer_skip=True)
     x = torch.randn(1, 4, 64, 64)
     with adaprune.policy(vit, mode, patch_keep=0.5, layer_keep=0.7):
-        torch.manual_seed(2)
-        vit.forward_features(x)
-        recorded = float(adaprune.last_record(vit).gflops[0])
-        torch.manual_seed(2)  # fvcore traces one forward: the same random decisions
-        counted = fvcore_gflops(vit, x, entry="forward_features")
+        rec, counted = record_and_fvcore_gflops(vit, x, seed=2)
+        recorded = float(rec.gflops[0])
     assert recorded == pytest.approx(counted, rel=0.02)
 
 

@@ -46,3 +46,22 @@ def test_gradients_stay_finite_when_the_top_key_is_dropped_far_above_the_rest():
     assert torch.isfinite(out).all()
     for t in (q, k, v, keep):  # a shift by the dropped top score would leave a ~0 denominator
         assert torch.isfinite(t.grad).all() and t.grad.abs().max() < 1e4
+
+
+def test_gathered_block_computes_the_kept_tokens_among_themselves():
+    from adaprune.gates.token_removal import block_forward, gathered_block
+    from adaprune.ops import kept_index
+    from tests.conftest import tiny_vit
+
+    block = tiny_vit().blocks[0]
+    x = torch.randn(2, 17, 32)
+    keep = torch.zeros(2, 17, dtype=torch.bool)
+    keep[0, ::2], keep[1, 1:6] = True, True  # 9 and 5 tokens: the second sample is padded
+    index, valid = kept_index(keep)
+    assert valid is not None
+    with torch.no_grad():
+        out = gathered_block(block, x, index, valid)
+        for b in range(2):
+            expected = x[b].clone()
+            expected[keep[b]] = block_forward(block, x[b:b + 1, keep[b]])[0]
+            torch.testing.assert_close(out[b], expected, atol=1e-5, rtol=1e-5)

@@ -55,16 +55,24 @@ def test_shapes_and_record(batch, depth, heads, head_dim, groups, layer_skip, cl
     assert vit(x).shape[0] == batch  # timm's forward (head included) still works
 
 
+# every installed method under keep_all computes what the original model did (AdaColViT: a
+# layer-skip-only wrap; A-ViT with a halting shift that would halt nearly everything if it decided)
+KEEP_ALL_METHODS = {"adacolvit": dict(patch_groups=1, layer_skip=True), "dynamicvit": {}, "avit": dict(beta=5.0),
+                    "adavit": {}}
+
+
+@pytest.mark.parametrize("method", sorted(KEEP_ALL_METHODS))
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("training", [False, True])
-def test_layer_skip_only_keep_all_equals_original(variant, training):
-    vit = tiny_vit(**VARIANTS[variant]).train(training)
-    x = images(2)
+def test_keep_all_equals_original(variant, training, method):
+    vit = tiny_vit(**VARIANTS[variant], img_size=64, depth=4, num_heads=4).train(training)
+    x = images(2, size=64)
     expected = vit.forward_features(x)
-    adaprune.wrap(vit, patch_groups=1, layer_skip=True)
+    adaprune.wrap(vit, method=method, **KEEP_ALL_METHODS[method])
     with adaprune.policy(vit, "keep_all"):
         out = vit.forward_features(x)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    assert adaprune.last_record(vit).layer_keep.eq(1).all()
 
 
 def test_grouped_ffn_keep_all_equals_original_ffn():

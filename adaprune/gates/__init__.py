@@ -5,8 +5,9 @@ from adaprune.gates.adacolvit import AdaColViT
 from adaprune.gates.base import BlockGate, decide
 from adaprune.gates.grouped_patch import GroupedPatchGate
 from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
+from adaprune.gates.token_removal import block_forward, gathered_block
 
 __all__ = [
     "AdaColViT", "BlockGate", "GroupedPatchGate", "LayerSkipGate", "PolicyToken",
-    "decide", "get_gate", "list_gates", "register_gate",
+    "block_forward", "decide", "gathered_block", "get_gate", "list_gates", "register_gate",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "ColorizerSpec",
     "Colorizer",
     "ImageColorizer",
+    "check_input",
     "register_colorizer",
     "list_colorizers",
     "get_spec",
@@ -172,6 +173,13 @@ def tokens_to_image(tokens: Tensor, grid: tuple[int, int], patch_size: int) -> T
     return F.pixel_shuffle(maps, patch_size)
 
 
+def check_input(x: Tensor, size: tuple[int, int]) -> None:
+    """Raises a ValueError unless x is (B, 4, H, W) at the model's (H, W)."""
+    if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != tuple(size):
+        raise ValueError(f"expected input (B, 4, {size[0]}, {size[1]}) (L, hint ab, hint mask at the model's "
+                         f"size), got {tuple(x.shape)}")
+
+
 class Colorizer(nn.Module):
     """User-guided colorization ViT: (L, hint ab, hint mask) -> normalised ab.
 
@@ -216,9 +224,7 @@ class Colorizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, 4, H, W) = [L_norm, hint a, hint b, hint mask] -> ab_norm (B, 2, H, W) in (-1, 1)."""
-        if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != self.image_size:
-            raise ValueError(f"expected input (B, 4, {self.image_size[0]}, {self.image_size[1]}) "
-                             f"(L, hint ab, hint mask at the model's size), got {tuple(x.shape)}")
+        check_input(x, self.image_size)
         tokens = self.backbone.forward_features(x)[:, self.backbone.num_prefix_tokens:]  # (B, N, C)
         ab = tokens_to_image(self.head(tokens), self.grid_size, self.patch_size)
         return torch.tanh(self.stabilizer(ab))
@@ -251,9 +257,7 @@ class ImageColorizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, 4, H, W) = [L_norm, hint a, hint b, hint mask] -> ab_norm (B, 2, H, W)."""
-        if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != self.image_size:
-            raise ValueError(f"expected input (B, 4, {self._size}, {self._size}) (L, hint ab, hint mask at "
-                             f"the model's size), got {tuple(x.shape)}")
+        check_input(x, self.image_size)
         return self.network(x)
 
     def gflops(self) -> float:
