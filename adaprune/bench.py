@@ -159,41 +159,45 @@ def sublayer_breakdown(dense: nn.Module, wrapped: nn.Module, patch_keep: float =
     """Where an AdaColViT wrap's time goes at batch 1: each sub-layer of the first block, and
     its attention kernel alone, dense against grouped, timed interleaved in one process.
 
-    The grouped rows keep ``round(patch_keep * Np)`` random patch tokens at full width. Scaled
-    dot-product attention does softmax work per score that FLOPs do not count, so its time
-    shrinks less than its FLOPs when a head's channels are split into groups.
+    Both sides run the inference kernels of ``adaprune.gates.grouped_patch`` (the dense side
+    with ``groups=1``), so the rows compare the grouped computation with the dense one and
+    nothing else. The grouped rows keep ``round(patch_keep * Np)`` random patch tokens at full
+    width. Scaled dot-product attention does softmax work per score that FLOPs do not count,
+    so its time shrinks less than its FLOPs when a head's channels are split into groups.
 
     Returns:
         ``(what, dense ms, grouped ms, grouped FLOPs / dense FLOPs)`` rows.
     """
     from adaprune.config import wrap_info
     from adaprune.flops import attention_flops, mlp_flops
-    from adaprune.ops import random_keep
+    from adaprune.gates.grouped_patch import attention_inference, inference_weights, mlp_inference
+    from adaprune.ops import prefixed_kept_index, random_keep
 
     info = wrap_info(wrapped)
     if info.method != "adacolvit" or info.config.patch_groups < 2:
         raise ValueError("the breakdown explains AdaColViT's grouped sub-layers: wrap with patch_groups >= 2")
     dense, wrapped = dense.eval(), wrapped.eval()
-    block, gated = dense.blocks[0], wrapped.blocks[0]
-    grouping = gated.adaprune_gate.patch
+    block = wrapped.blocks[0]
     r, P, G = info.layout.num_method_tokens, info.layout.num_prefix, info.config.patch_groups
     n = info.layout.num_patches + info.layout.num_model_prefix  # the dense model's tokens
     dim, heads, head_dim = dense.embed_dim, block.attn.num_heads, block.attn.head_dim
+    with torch.no_grad():
+        flat = inference_weights(block.attn, block.mlp, 1)
+        grouped = inference_weights(block.attn, block.mlp, G)
     h_dense = torch.randn(1, n, dim)
     h = torch.randn(1, n + r, dim)
-    keep = torch.ones(1, n + r, dtype=torch.bool)
-    keep[:, P:] = random_keep(1, n + r - P, patch_keep, h.device, h.dtype).bool()
-    kept = int(keep.sum())
+    index, _ = prefixed_kept_index(random_keep(1, n + r - P, patch_keep, h.device, torch.bool), P)
+    kept = index.shape[1]
 
     q64 = [torch.randn(1, heads, n, head_dim) for _ in range(3)]
     q32 = [torch.randn(1, heads, n, head_dim // G) for _ in range(3)]
     qk = [torch.randn(1, heads * (G - 1), kept, head_dim // G) for _ in range(3)]
     sdpa = torch.nn.functional.scaled_dot_product_attention
     fns = [
-        lambda _: block.attn(h_dense),
-        lambda _: grouping.attention_gathered(gated.attn, h, keep, gated.mlp, r),
-        lambda _: block.mlp(h_dense),
-        lambda _: grouping.mlp_gathered(gated.mlp, h, keep, gated.attn),
+        lambda _: attention_inference(h_dense, flat),
+        lambda _: attention_inference(h, grouped, index, None, r),
+        lambda _: mlp_inference(h_dense, flat),
+        lambda _: mlp_inference(h, grouped, index),
         lambda _: sdpa(*q64),
         lambda _: (sdpa(*q32), sdpa(*qk)),
     ]

@@ -17,9 +17,11 @@ __all__ = [
     "hard_decision",
     "random_keep",
     "kept_index",
+    "prefixed_kept_index",
     "gather_tokens",
     "add_tokens",
     "group_rows",
+    "linear_t",
     "masked_softmax_attention",
     "read_only_attention",
     "read_only_mask",
@@ -56,7 +58,8 @@ def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: to
     """Exactly ``round(keep * n)`` uniformly chosen positions kept per row.
 
     Returns:
-        (batch, n) float mask of 0/1.
+        (batch, n) mask of 0/1 in ``dtype`` (True / False for bool); the same random numbers
+        are drawn whatever the dtype.
     """
     batch, n = int(batch), int(n)  # plain ints, also under jit tracing
     k = int(round(keep * n))
@@ -89,6 +92,27 @@ def kept_index(keep: Tensor) -> tuple[Tensor, Optional[Tensor]]:
     return idx, torch.arange(k, device=keep.device)[None, :] < counts[:, None]
 
 
+def prefixed_kept_index(keep: Tensor, num_prefix: int) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """``kept_index`` of a patch keep mask behind ``num_prefix`` tokens that are always kept.
+
+    Args:
+        keep: (B, Np) 0/1 decisions of the patch tokens, any dtype.
+        num_prefix: P leading tokens (policy, class, registers), kept.
+
+    Returns:
+        ``index`` (B, K) into the P + Np tokens and ``valid`` as ``kept_index`` gives them,
+        or ``(None, None)`` when every token is kept (nothing to gather).
+    """
+    full = F.pad(keep, (num_prefix, 0), value=1)
+    if keep.shape[0] == 1:  # one nonzero, no padding, no host check beyond the count
+        index = full[0].nonzero().view(1, -1)
+        return (None, None) if index.shape[1] == full.shape[1] else (index, None)
+    full = full > 0
+    if bool(full.all()):
+        return None, None
+    return kept_index(full)
+
+
 def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
     """x: (B, N, C), idx: (B, K) -> (B, K, C)."""
     if x.shape[0] == 1:  # index_select copies whole rows: several times faster than x[:, idx]
@@ -105,6 +129,15 @@ def add_tokens(out: Tensor, idx: Tensor, values: Tensor, valid: Optional[Tensor]
         out[0].index_add_(0, idx[0], values[0])
         return out
     return out.scatter_add_(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]), values)
+
+
+def linear_t(x: Tensor, weight_t: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``F.linear`` with the weight stored transposed: x (..., C_in), weight_t (C_in, C_out)
+    row-major -> (..., C_out). One ``addmm`` on the flattened rows; on CPU, MKL multiplies
+    this layout faster than the transposed view that ``F.linear`` passes it at ViT sizes."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.mm(flat, weight_t) if bias is None else torch.addmm(bias, flat, weight_t)
+    return out.view(*x.shape[:-1], weight_t.shape[1])
 
 
 def group_rows(num_heads: int, head_dim: int, groups: int, parts: int = 1) -> tuple[Tensor, Tensor]:

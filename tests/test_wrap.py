@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 from timm.models.vision_transformer import ResPostBlock
 
 import adaprune
+from adaprune.gates.grouped_patch import attention_inference, inference_weights, mlp_inference
+from adaprune.ops import kept_index
 from tests.conftest import VARIANTS, tiny_vit
 
 
@@ -83,7 +85,10 @@ def test_grouped_ffn_keep_all_equals_original_ffn():
     h = torch.randn(3, 17, 32)
     keep = torch.ones(3, 17)
     torch.testing.assert_close(gate.mlp_masked(block.mlp, h, keep), block.mlp(h), atol=1e-6, rtol=0)
-    torch.testing.assert_close(gate.mlp_gathered(block.mlp, h, keep.bool(), block.attn), block.mlp(h), atol=1e-6, rtol=0)
+    weights = inference_weights(block.attn, block.mlp, 4)
+    torch.testing.assert_close(mlp_inference(h, weights), block.mlp(h), atol=1e-6, rtol=0)
+    index, valid = kept_index(keep.bool())
+    torch.testing.assert_close(mlp_inference(h, weights, index, valid), block.mlp(h), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("variant", ["plain", "qk_norm", "deit3_layerscale", "registers"])
@@ -113,7 +118,7 @@ def test_gathered_and_masked_attention_agree_for_learned_hard_decisions():
     keep = torch.rand(4, 17) > 0.5
     keep[:, 0] = True
     masked = gate.attention_masked(attn, h, keep.float())
-    gathered = gate.attention_gathered(attn, h, keep, vit.blocks[0].mlp)
+    gathered = attention_inference(h, inference_weights(attn, vit.blocks[0].mlp, 2), *kept_index(keep))
     torch.testing.assert_close(masked, gathered, atol=1e-5, rtol=0)
 
 

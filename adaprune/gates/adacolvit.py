@@ -13,9 +13,17 @@ from adaprune.config import AdaColViTConfig, TokenLayout
 from adaprune.flops import attention_flops, layer_norm_flops, mlp_flops
 from adaprune.gates._registry import register_gate
 from adaprune.gates.base import BlockGate, decide
-from adaprune.gates.grouped_patch import GroupedPatchGate, grouped_attention, is_plain_attention
+from adaprune.gates.grouped_patch import (
+    GroupedPatchGate,
+    InferenceWeightCache,
+    InferenceWeights,
+    attention_inference,
+    is_plain_attention,
+    is_plain_mlp,
+    mlp_inference,
+)
 from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
-from adaprune.ops import read_only_mask
+from adaprune.ops import prefixed_kept_index, random_keep, read_only_mask
 from adaprune.policy import Policy
 from adaprune.record import BlockDecision
 
@@ -44,6 +52,9 @@ class AdaColViT(BlockGate):
         attn = block.attn
         self._dims = (dim, attn.num_heads * attn.head_dim, block.mlp.fc1.out_features)
         self._plain_attention = is_plain_attention(attn)
+        # eval runs plain blocks from split, transposed weight copies (grouped_patch.InferenceWeights)
+        plain = self._plain_attention and is_plain_mlp(block.mlp)
+        self._inference = InferenceWeightCache(config.patch_groups) if plain else None
 
     @classmethod
     def check(cls, block: nn.Module, config: AdaColViTConfig) -> None:
@@ -62,75 +73,103 @@ class AdaColViT(BlockGate):
             run = decide(lambda: self.layer(x[:, 0]), B, 2, x, policy, "layer", self.training, temperature)
         else:
             run = x.new_ones(B, 2)
-        x, mask_attn = self._sublayer(0, block, x, run[:, 0], policy)
-        x, mask_mlp = self._sublayer(1, block, x, run[:, 1], policy)
-        masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1)
+        if self.training:
+            x, mask_attn = self._masked(0, block, x, run[:, 0], policy)
+            x, mask_mlp = self._masked(1, block, x, run[:, 1], policy)
+        else:  # the run decisions are read on the host once per block (one small copy)
+            ran = [[r > 0.5 for r in sample] for sample in run.tolist()]
+            weights = None if self._inference is None else self._inference.get(block.attn, block.mlp)
+            x, mask_attn = self._gathered(0, block, x, [r[0] for r in ran], policy, weights)
+            x, mask_mlp = self._gathered(1, block, x, [r[1] for r in ran], policy, weights)
+        masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1).to(x.dtype)
         cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
         return x, BlockDecision(run, masks, cost)
 
-    def _sublayer(self, which: int, block: nn.Module, x: Tensor, run: Tensor,
-                  policy: Policy) -> tuple[Tensor, Optional[Tensor]]:
-        """Runs the attention (0) or FFN (1) sub-layer of ``block`` where ``run`` says.
+    @staticmethod
+    def _parts(which: int, block: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        """(norm, attention or FFN, layer scale, drop path) of sub-layer ``which`` (0 or 1)."""
+        if which == 0:
+            return block.norm1, block.attn, block.ls1, block.drop_path1
+        return block.norm2, block.mlp, block.ls2, block.drop_path2
 
-        Returns the new x and the (B, Np) patch-token keep mask (zeros where the sub-layer
-        did not run in eval; None without token decisions).
-        """
-        norm, fn, scale, drop_path = ((block.norm1, block.attn, block.ls1, block.drop_path1) if which == 0
-                                      else (block.norm2, block.mlp, block.ls2, block.drop_path2))
+    def _drawn(self, x: Tensor, policy: Policy) -> Optional[Tensor]:
+        """(B, Np) patch decisions of a control policy, drawn for the whole batch first so that
+        train and eval use the same random numbers; None for the learned policy. Float 0/1 in
+        training, bool in eval (the gathered path only needs positions)."""
+        if self.patch is None or policy.mode == "learned":
+            return None
+        B, N, _ = x.shape
+        n = N - self.layout.num_prefix
+        if self.training:
+            return decide(None, B, n, x, policy, "patch", True, self.config.temperature)
+        if policy.mode == "random":
+            return random_keep(B, n, policy.patch_keep, x.device, torch.bool)
+        fill = torch.ones if policy.mode == "keep_all" else torch.zeros
+        return fill(B, n, dtype=torch.bool, device=x.device)
+
+    def _masked(self, which: int, block: nn.Module, x: Tensor, run: Tensor,
+                policy: Policy) -> tuple[Tensor, Optional[Tensor]]:
+        """Training: sub-layer ``which`` for every sample and token, the dropped work multiplied
+        by 0 (so gradients reach every decision). Returns the new x and the (B, Np) patch keep
+        mask (None without token decisions)."""
+        norm, fn, scale, drop_path = self._parts(which, block)
+        B = x.shape[0]
+        P = self.layout.num_prefix
+        drawn = self._drawn(x, policy)
+        h = norm(x)
+        keep = drawn if drawn is not None or self.patch is None else self._learned(which, h, policy)
+        if keep is None:
+            y = self._dense(which, fn, h)
+        else:
+            full = torch.cat([keep.new_ones(B, P), keep], dim=1)
+            y = (self.patch.attention_masked(fn, h, full, self.layout.num_method_tokens) if which == 0
+                 else self.patch.mlp_masked(fn, h, full))
+        x = x + run[:, None, None] * drop_path(scale(y))
+        return x, None if keep is None else keep * run[:, None]
+
+    def _gathered(self, which: int, block: nn.Module, x: Tensor, ran: list[bool], policy: Policy,
+                  weights: Optional[InferenceWeights]) -> tuple[Tensor, Optional[Tensor]]:
+        """Eval: sub-layer ``which`` for the samples that run it (``ran``), groups 2..G for the
+        kept tokens only. Returns the new x and the (B, Np) bool patch keep mask (False for
+        samples that skipped it; None without token decisions).
+
+        Every tensor op here costs more than its arithmetic at batch 1 (the matrix products
+        between them evict the dispatcher from cache), so decisions go straight from logits
+        or draws to positions: no float masks, no checks on the device."""
+        norm, fn, scale, _ = self._parts(which, block)  # drop path is the identity in eval
         B, N, _ = x.shape
         P = self.layout.num_prefix
-        drawn = None
-        if self.patch is not None and policy.mode != "learned":
-            # controls draw for the whole batch first: train and eval use the same random numbers
-            drawn = decide(None, B, N - P, x, policy, "patch", self.training, self.config.temperature)
-        if self.training:  # masked: everything computed, dropped work multiplied by 0
-            h = norm(x)
-            keep = drawn if drawn is not None or self.patch is None else self._learned(which, h, policy)
-            if keep is None:
-                y = self._dense(which, fn, h)
-            else:
-                full = torch.cat([keep.new_ones(B, P), keep], dim=1)
-                y = (self.patch.attention_masked(fn, h, full, self.layout.num_method_tokens) if which == 0
-                     else self.patch.mlp_masked(fn, h, full))
-            x = x + run[:, None, None] * drop_path(scale(y))
-            return x, None if keep is None else keep * run[:, None]
-
-        # gathered: only the samples that run, only the kept tokens at full width. The run
-        # decisions are read on the host once (one small copy) instead of by tensor ops.
-        ran = [r > 0.5 for r in run.tolist()]
+        drawn = self._drawn(x, policy)
         running = sum(ran)
         if running == 0:
-            return x, None if self.patch is None else x.new_zeros(B, N - P)
+            return x, None if self.patch is None else torch.zeros(B, N - P, dtype=torch.bool, device=x.device)
         rows = None if running == B else torch.tensor([i for i, r in enumerate(ran) if r], device=x.device)
         h = norm(x if rows is None else x.index_select(0, rows))
         keep = drawn if rows is None or drawn is None else drawn.index_select(0, rows)
         if keep is None and self.patch is not None:
-            keep = self._learned(which, h, policy)
-        if keep is None:
+            logits = self.patch.attn_logits if which == 0 else self.patch.mlp_logits
+            keep = logits(h[:, P:]).squeeze(-1) > 0  # sigmoid > 0.5
+        if weights is None:  # a block the inference kernels do not cover: its own modules
             y = self._dense(which, fn, h)
         else:
-            full = F.pad(keep > 0.5, (P, 0), value=True)  # prefix tokens are always kept
-            if bool(full.all()):
-                full = None  # every token kept: no gather
-            y = (self.patch.attention_gathered(fn, h, full, block.mlp, self.layout.num_method_tokens) if which == 0
-                 else self.patch.mlp_gathered(fn, h, full, block.attn))
-        y = drop_path(scale(y))
+            index, valid = ((None, None) if keep is None or policy.mode == "keep_all"
+                            else prefixed_kept_index(keep, P))
+            y = (attention_inference(h, weights, index, valid, self.layout.num_method_tokens) if which == 0
+                 else mlp_inference(h, weights, index, valid))
+        if not isinstance(scale, nn.Identity):
+            y = scale(y)
         if rows is None:
             return x + y, keep
-        return x.index_add(0, rows, y), None if keep is None else x.new_zeros(B, N - P).index_copy(0, rows, keep)
+        if keep is not None:
+            keep = torch.zeros(B, N - P, dtype=torch.bool, device=x.device).index_copy(0, rows, keep)
+        return x.index_add(0, rows, y), keep
 
     def _dense(self, which: int, fn: nn.Module, h: Tensor) -> Tensor:
-        """The block's own attention / FFN; the policy token reads but is not read.
-
-        In eval a plain timm attention runs from its weights with the policy token sliced out
-        of the keys (exactly ``attn`` on the other tokens, no mask); otherwise the module
-        itself runs with a mask that hides the policy token."""
+        """The block's own attention / FFN module; the policy token reads but is not read (a
+        mask hides it from the keys)."""
         if which == 1:
             return fn(h)
-        r = self.layout.num_method_tokens
-        if not self.training and self._plain_attention:
-            return grouped_attention(fn, h, 1, r)
-        return fn(h, attn_mask=read_only_mask(h.shape[1], r, h.device))
+        return fn(h, attn_mask=read_only_mask(h.shape[1], self.layout.num_method_tokens, h.device))
 
     def _learned(self, which: int, h: Tensor, policy: Policy) -> Tensor:
         """Token keep decisions (B, Np) of the decision layer of sub-layer ``which``."""

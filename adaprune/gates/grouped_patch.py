@@ -9,7 +9,7 @@ absent when the kept tokens are gathered at inference.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +17,20 @@ from timm.layers import Attention, Mlp
 from torch import Tensor, nn
 
 from adaprune.ops import (
+    add_tokens,
     gather_tokens,
     group_rows,
     grouped_layer_norm,
-    add_tokens,
-    kept_index,
+    linear_t,
     masked_softmax_attention,
     read_only_attention,
 )
 
-__all__ = ["GroupedPatchGate", "grouped_attention", "is_plain_attention"]
+__all__ = ["GroupedPatchGate", "InferenceWeights", "InferenceWeightCache", "attention_inference", "inference_weights",
+           "is_plain_attention", "is_plain_mlp", "mlp_inference"]
+
+# in-place GELU: the private binding skips the dispatcher's Python layer (about 15 us a call)
+_gelu_ = getattr(torch._C._nn, "gelu_", torch.ops.aten.gelu_)
 
 
 def _qk_norm_params(norm: nn.Module, groups: int) -> Optional[tuple[Optional[Tensor], Optional[Tensor], float]]:
@@ -50,37 +54,17 @@ def _norm_groups(t: Tensor, params, first: slice) -> Tensor:
 def is_plain_attention(attn: nn.Module) -> bool:
     """Whether ``attn`` is timm's ``Attention`` with nothing that mixes channels across heads'
     groups (no scale norm, no output gate) and LayerNorm or no q/k norms: the attention that
-    ``grouped_attention`` computes from its weights."""
+    ``attention_inference`` computes from its weights."""
     return (type(attn) is Attention and isinstance(attn.norm, nn.Identity)
             and getattr(attn, "gate", None) is None
             and all(isinstance(n, (nn.Identity, nn.LayerNorm)) for n in (attn.q_norm, attn.k_norm)))
 
 
-def grouped_attention(attn: Attention, h: Tensor, groups: int, num_read_only: int = 0) -> Tensor:
-    """Every token at full width: each head's channels split into ``groups`` attentions of
-    ``head_dim / groups`` channels (``groups=1``: ``attn`` itself), in one fused call.
-
-    The first ``num_read_only`` tokens are queries only, no key or value; so with
-    ``groups=1`` the other tokens get exactly ``attn(h[:, num_read_only:])`` and no mask is
-    needed (a masked call costs more than the attention it guards on CPU).
-
-    Args:
-        attn: a plain timm Attention (``is_plain_attention``), in eval (no dropout).
-        h: (B, N, C) normalised tokens.
-
-    Returns:
-        (B, N, C) after the output projection.
-    """
-    B, N, _ = h.shape
-    H, G, d = attn.num_heads, groups, attn.head_dim
-    dg = d // G
-    qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
-    q, k, v = attn.qkv(h).view(B, N, 3, H * G, dg).permute(2, 0, 3, 1, 4).unbind(0)
-    if qn is not None or kn is not None:
-        q = _norm_groups(q.unflatten(1, (H, G)), qn, slice(None)).flatten(1, 2)
-        k = _norm_groups(k.unflatten(1, (H, G)), kn, slice(None)).flatten(1, 2)
-    out = read_only_attention(q, k, v, num_read_only)
-    return attn.proj(out.transpose(1, 2).reshape(B, N, H * d))
+def is_plain_mlp(mlp: nn.Module) -> bool:
+    """Whether ``mlp`` is timm's ``Mlp`` with Linear layers and no hidden norm: the FFN that
+    ``mlp_inference`` computes from its weights."""
+    return (type(mlp) is Mlp and isinstance(mlp.fc1, nn.Linear) and isinstance(mlp.fc2, nn.Linear)
+            and isinstance(mlp.norm, nn.Identity))
 
 
 class GroupedPatchGate(nn.Module):
@@ -100,7 +84,6 @@ class GroupedPatchGate(nn.Module):
         for layer in (self.attn_logits, self.mlp_logits):
             nn.init.trunc_normal_(layer.weight, std=0.02)
             nn.init.constant_(layer.bias, init_keep_logit)
-        self._cache: dict[str, tuple[tuple, tuple[Tensor, ...]]] = {}
 
     @staticmethod
     def check(block: nn.Module, groups: int) -> None:
@@ -115,7 +98,7 @@ class GroupedPatchGate(nn.Module):
         for norm in (attn.q_norm, attn.k_norm):
             if not isinstance(norm, (nn.Identity, nn.LayerNorm)):
                 raise TypeError(f"patch_groups > 1 supports LayerNorm q/k norms only, got {type(norm).__name__}")
-        if type(mlp) is not Mlp or not isinstance(mlp.fc1, nn.Linear) or not isinstance(mlp.norm, nn.Identity):
+        if not is_plain_mlp(mlp):
             raise TypeError(f"patch_groups > 1 needs timm.layers.Mlp with Linear layers and no hidden "
                             f"norm, got {type(mlp).__name__}; use patch_groups=1 for other FFNs")
         if attn.head_dim % groups:
@@ -155,79 +138,163 @@ class GroupedPatchGate(nn.Module):
         scale = torch.cat([torch.ones_like(keep), keep.expand(-1, -1, self.groups - 1)], dim=2)[..., None]
         return mlp.drop2(mlp.fc2((hidden * scale).view(B, N, F_)))
 
-    # -- inference: kept tokens gathered, computed and scattered back ------------------------
 
-    def _split_weights(self, attn: Attention, mlp: Mlp) -> tuple[Optional[Tensor], ...]:
-        """Group 1's and groups 2..G's slices of the qkv rows, proj columns, fc1 rows and fc2
-        columns, as contiguous copies, so that each weight is read once per forward and no
-        matmul gets a strided operand. Cached while the weights are unchanged and no gradient
-        is asked for."""
-        params = (attn.qkv.weight, attn.qkv.bias, attn.proj.weight, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight)
-        key = tuple((p._version, p.data_ptr()) if p is not None else None for p in params)
-        cacheable = not torch.is_grad_enabled()
-        if cacheable and self._cache.get("key") == key:
-            return self._cache["weights"]
-        device = params[0].device
-        rows = [t.to(device) for t in group_rows(attn.num_heads, attn.head_dim, self.groups, parts=3)]
-        cols = [t.to(device) for t in group_rows(attn.num_heads, attn.head_dim, self.groups, parts=1)]
-        qkv_w, qkv_b, proj_w, fc1_w, fc1_b, fc2_w = params
-        f1 = mlp.fc1.out_features // self.groups
-        weights = (
-            qkv_w[rows[0]], None if qkv_b is None else qkv_b[rows[0]],
-            qkv_w[rows[1]], None if qkv_b is None else qkv_b[rows[1]],
-            proj_w[:, cols[0]].contiguous(), proj_w[:, cols[1]].contiguous(),
-            fc1_w[:f1].contiguous(), None if fc1_b is None else fc1_b[:f1].contiguous(),
-            fc1_w[f1:].contiguous(), None if fc1_b is None else fc1_b[f1:].contiguous(),
-            fc2_w[:, :f1].contiguous(), fc2_w[:, f1:].contiguous(),
-        )
-        if cacheable:
-            self._cache = {"key": key, "weights": weights}
-        return weights
+# -- inference: kept tokens gathered, computed and scattered back ------------------------------
 
-    def attention_gathered(self, attn: Attention, h: Tensor, keep: Optional[Tensor], mlp: Mlp,
-                           num_read_only: int = 0) -> Tensor:
-        """h: (B, N, C), keep: (B, N) bool or None (all kept) -> (B, N, C); groups 2..G only
-        for kept tokens.
+class InferenceWeights(NamedTuple):
+    """A block's attention and FFN for the inference path: projections split by channel group
+    (group 1, groups 2..G) and stored transposed, ``(in, out)`` row-major, so that each is one
+    dense matrix product with no strided operand (MKL multiplies this layout faster than the
+    transposed view ``F.linear`` passes it at ViT sizes: see the benchmarks page). With
+    ``groups=1`` the ``*_rest`` entries are None and group 1 is the whole projection."""
 
-        Group 1 runs on every token with its slice of the projections; the kept tokens are
-        gathered, run groups 2..G among themselves, and their share of the output projection
-        is added back at their positions.
-        """
-        if keep is None:  # every token at full width
-            return grouped_attention(attn, h, self.groups, num_read_only)
-        B, N, C = h.shape
-        H, G, d = attn.num_heads, self.groups, attn.head_dim
-        dg = d // G
-        qn, kn = _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G)
-        w1, b1, wr, br, p1, pr = self._split_weights(attn, mlp)[:6]
+    groups: int
+    heads: int
+    group_dim: int               # head_dim / G channels per head and group
+    q_norm: Optional[tuple]      # (weight (G, dg), bias (G, dg), eps) of a q LayerNorm, or None
+    k_norm: Optional[tuple]
+    act: nn.Module               # the FFN's activation
+    qkv: Tensor                  # (C, 3 * H * dg) group 1's q, k, v columns, ordered (part, head, channel)
+    qkv_bias: Optional[Tensor]
+    qkv_rest: Optional[Tensor]   # (C, 3 * H * (G-1) * dg) groups 2..G
+    qkv_rest_bias: Optional[Tensor]
+    proj: Tensor                 # (H * dg, C) rows of the output projection that group 1 feeds
+    proj_rest: Optional[Tensor]
+    proj_bias: Optional[Tensor]
+    fc1: Tensor                  # (C, hidden / G)
+    fc1_bias: Optional[Tensor]
+    fc1_rest: Optional[Tensor]
+    fc1_rest_bias: Optional[Tensor]
+    fc2: Tensor                  # (hidden / G, C)
+    fc2_rest: Optional[Tensor]
+    fc2_bias: Optional[Tensor]
 
-        q, k, v = F.linear(h, w1, b1).view(B, N, 3, H, dg).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, N, dg)
-        if qn is not None or kn is not None:
-            q = _norm_groups(q.unsqueeze(2), qn, slice(0, 1)).squeeze(2)
-            k = _norm_groups(k.unsqueeze(2), kn, slice(0, 1)).squeeze(2)
-        out = read_only_attention(q, k, v, num_read_only)
-        out = F.linear(out.transpose(1, 2).reshape(B, N, H * dg), p1, attn.proj.bias)
 
-        idx, valid = kept_index(keep)
-        K = idx.shape[1]
-        qkv = F.linear(gather_tokens(h, idx), wr, br).view(B, K, 3, H * (G - 1), dg)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H * (G-1), K, dg)
-        if qn is not None or kn is not None:
-            q = _norm_groups(q.unflatten(1, (H, G - 1)), qn, slice(1, None)).flatten(1, 2)
-            k = _norm_groups(k.unflatten(1, (H, G - 1)), kn, slice(1, None)).flatten(1, 2)
-        # the read-only tokens are always kept, so they lead every row of idx
-        mask = None if valid is None else valid[:, None, None, :]
-        rest = read_only_attention(q, k, v, num_read_only, mask)
-        rest = F.linear(rest.transpose(1, 2).reshape(B, K, -1), pr)
-        return add_tokens(out, idx, rest, valid)
+def inference_weights(attn: Attention, mlp: Mlp, groups: int) -> InferenceWeights:
+    """Splits and transposes a plain block's attention and FFN projections (contiguous copies)."""
+    H, d, G = attn.num_heads, attn.head_dim, groups
+    f = mlp.fc1.out_features // G
+    head = (G, H, d // G, _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G), mlp.act)
 
-    def mlp_gathered(self, mlp: Mlp, h: Tensor, keep: Optional[Tensor], attn: Attention) -> Tensor:
-        """h: (B, N, C), keep: (B, N) bool or None (all kept) -> (B, N, C); hidden groups
-        2..G only for kept tokens."""
-        if keep is None:
-            return mlp(h)
-        w1_first, b1_first, w1_rest, b1_rest, w2_first, w2_rest = self._split_weights(attn, mlp)[6:]
-        out = F.linear(mlp.act(F.linear(h, w1_first, b1_first)), w2_first, mlp.fc2.bias)
-        idx, valid = kept_index(keep)
-        hidden = mlp.act(F.linear(gather_tokens(h, idx), w1_rest, b1_rest))
-        return add_tokens(out, idx, F.linear(hidden, w2_rest), valid)
+    def t(w: Tensor) -> Tensor:
+        return w.t().contiguous()
+
+    def pick(b: Optional[Tensor], index) -> Optional[Tensor]:
+        return None if b is None else b[index].contiguous()
+
+    qkv_w, qkv_b = attn.qkv.weight, attn.qkv.bias
+    proj_w, fc1_w, fc1_b, fc2_w = attn.proj.weight, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight
+    if G == 1:
+        return InferenceWeights(*head, t(qkv_w), qkv_b, None, None, t(proj_w), None, attn.proj.bias,
+                                t(fc1_w), fc1_b, None, None, t(fc2_w), None, mlp.fc2.bias)
+    device = qkv_w.device
+    rows = [r.to(device) for r in group_rows(H, d, G, parts=3)]
+    cols = [c.to(device) for c in group_rows(H, d, G, parts=1)]
+    return InferenceWeights(
+        *head, t(qkv_w[rows[0]]), pick(qkv_b, rows[0]), t(qkv_w[rows[1]]), pick(qkv_b, rows[1]),
+        t(proj_w[:, cols[0]]), t(proj_w[:, cols[1]]), attn.proj.bias,
+        t(fc1_w[:f]), pick(fc1_b, slice(None, f)), t(fc1_w[f:]), pick(fc1_b, slice(f, None)),
+        t(fc2_w[:, :f]), t(fc2_w[:, f:]), mlp.fc2.bias,
+    )
+
+
+class InferenceWeightCache:
+    """A block's ``InferenceWeights``, built on first use and rebuilt when a parameter changes
+    (updated in place, replaced, or moved to another device or dtype). Nothing is cached while
+    gradients are asked for, so the copies never hide a gradient; a copy or pickle of the
+    model starts with an empty cache."""
+
+    def __init__(self, groups: int) -> None:
+        self.groups = groups
+        self._key: Optional[tuple] = None
+        self._weights: Optional[InferenceWeights] = None
+
+    def get(self, attn: Attention, mlp: Mlp) -> InferenceWeights:
+        if torch.is_grad_enabled():
+            return inference_weights(attn, mlp, self.groups)
+        # read through the modules' dicts: this runs per block and forward, and attribute
+        # lookups on modules cost more than the check itself
+        params = [m._parameters[n] for m in (attn._modules["qkv"], attn._modules["proj"], mlp._modules["fc1"],
+                                             mlp._modules["fc2"], attn._modules["q_norm"], attn._modules["k_norm"])
+                  for n in ("weight", "bias") if n in m._parameters]
+        key = tuple(None if p is None else (p.data_ptr(), p._version, p.dtype) for p in params)
+        if key != self._key:
+            self._weights, self._key = inference_weights(attn, mlp, self.groups), key
+        return self._weights
+
+    def __getstate__(self) -> dict:
+        return {"groups": self.groups, "_key": None, "_weights": None}
+
+
+def _activate_(act: nn.Module, t: Tensor) -> Tensor:
+    """``act(t)``, in place for GELU when no gradient is asked for: the hidden activations are
+    the largest tensors of a block, and writing them once more costs as much as the GELU."""
+    if type(act) is nn.GELU and not torch.is_grad_enabled():
+        return _gelu_(t, approximate=act.approximate)
+    return act(t)
+
+
+def attention_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] = None,
+                        valid: Optional[Tensor] = None, num_read_only: int = 0) -> Tensor:
+    """Grouped attention with groups 2..G only for the kept tokens, in ``eval``.
+
+    Group 1 runs on every token; the kept tokens are gathered, run groups 2..G among
+    themselves (the others are no key or value there), and their share of the output
+    projection is added at their positions. The first ``num_read_only`` tokens are queries
+    only, no key or value, in every group; they must lead every row of ``index``.
+
+    Args:
+        h: (B, N, C) normalised tokens.
+        w: the block's ``InferenceWeights``; with ``groups=1`` this is the attention itself.
+        index: (B, K) kept positions (``kept_index``), or None: every token kept.
+        valid: (B, K) real entries of a padded ``index``, or None.
+
+    Returns:
+        (B, N, C) after the output projection.
+    """
+    B, N, _ = h.shape
+    H, G, dg = w.heads, w.groups, w.group_dim
+    normed = w.q_norm is not None or w.k_norm is not None
+    q, k, v = linear_t(h, w.qkv, w.qkv_bias).view(B, N, 3, H, dg).permute(2, 0, 3, 1, 4).unbind(0)
+    if normed:
+        q = _norm_groups(q.unsqueeze(2), w.q_norm, slice(0, 1)).squeeze(2)
+        k = _norm_groups(k.unsqueeze(2), w.k_norm, slice(0, 1)).squeeze(2)
+    out = read_only_attention(q, k, v, num_read_only)
+    out = linear_t(out.transpose(1, 2).reshape(B, N, H * dg), w.proj, w.proj_bias)
+    if w.qkv_rest is None:
+        return out
+
+    if index is not None and index.shape[1] <= num_read_only:
+        return out  # no key left in groups 2..G: nothing to add
+    hk = h if index is None else gather_tokens(h, index)
+    K = hk.shape[1]
+    q, k, v = (linear_t(hk, w.qkv_rest, w.qkv_rest_bias).view(B, K, 3, H * (G - 1), dg)
+               .permute(2, 0, 3, 1, 4).unbind(0))  # (B, H * (G-1), K, dg)
+    if normed:
+        q = _norm_groups(q.unflatten(1, (H, G - 1)), w.q_norm, slice(1, None)).flatten(1, 2)
+        k = _norm_groups(k.unflatten(1, (H, G - 1)), w.k_norm, slice(1, None)).flatten(1, 2)
+    mask = None if valid is None else valid[:, None, None, :]
+    rest = read_only_attention(q, k, v, num_read_only, mask)
+    rest = linear_t(rest.transpose(1, 2).reshape(B, K, -1), w.proj_rest)
+    return out.add_(rest) if index is None else add_tokens(out, index, rest, valid)
+
+
+def mlp_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] = None,
+                  valid: Optional[Tensor] = None) -> Tensor:
+    """Grouped FFN with hidden groups 2..G only for the kept tokens, in ``eval``.
+
+    Args:
+        h: (B, N, C) normalised tokens.
+        w: the block's ``InferenceWeights``; with ``groups=1`` this is the FFN itself.
+        index: (B, K) kept positions, or None: every token kept.
+        valid: (B, K) real entries of a padded ``index``, or None.
+
+    Returns:
+        (B, N, C).
+    """
+    out = linear_t(_activate_(w.act, linear_t(h, w.fc1, w.fc1_bias)), w.fc2, w.fc2_bias)
+    if w.fc1_rest is None:
+        return out
+    hk = h if index is None else gather_tokens(h, index)
+    rest = linear_t(_activate_(w.act, linear_t(hk, w.fc1_rest, w.fc1_rest_bias)), w.fc2_rest)
+    return out.add_(rest) if index is None else add_tokens(out, index, rest, valid)
