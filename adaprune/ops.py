@@ -54,8 +54,12 @@ def hard_decision(logits: Tensor) -> Tensor:
     return (logits > 0).to(logits.dtype)
 
 
-def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: torch.dtype,
+                out: Optional[Tensor] = None) -> Tensor:
     """Exactly ``round(keep * n)`` uniformly chosen positions kept per row.
+
+    Args:
+        out: optional (batch, n) tensor of zeros to write the mask into.
 
     Returns:
         (batch, n) mask of 0/1 in ``dtype`` (True / False for bool); the same random numbers
@@ -63,7 +67,7 @@ def random_keep(batch: int, n: int, keep: float, device: torch.device, dtype: to
     """
     batch, n = int(batch), int(n)  # plain ints, also under jit tracing
     k = int(round(keep * n))
-    mask = torch.zeros(batch, n, device=device, dtype=dtype)
+    mask = torch.zeros(batch, n, device=device, dtype=dtype) if out is None else out
     if k > 0:  # the k largest of n uniform draws are a uniform k-subset; topk is cheaper than a sort
         idx = torch.rand(batch, n, device=device).topk(k, dim=1, sorted=False).indices
         mask.scatter_(1, idx, 1.0)

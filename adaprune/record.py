@@ -23,8 +23,9 @@ class BlockDecision:
         layer_keep: (B, 2) whether the attention and FFN sub-layers ran (0/1; in training the
             straight-through values carry the gradient).
         token_masks: (B, 2, Np) per-token keep masks of the two sub-layers (0 where a
-            sub-layer did not run; differentiable in training), or None when the method
-            makes no token decisions (every token at full width).
+            sub-layer did not run; float and differentiable in training, a method may give
+            bool in eval), or None when the method makes no token decisions (every token at
+            full width).
         gflops_fn: maps (token kept counts (B, 2), layer_keep (B, 2)) to (B,) GFLOPs of the
             block; the method's cost model.
         state: the method's running state for the next block's gate (e.g. DynamicViT's
@@ -43,12 +44,12 @@ class BlockDecision:
         decisions; a skipped sub-layer keeps none in eval)."""
         if self.token_masks is None:
             return torch.ones_like(self.layer_keep)
-        return self.token_masks.mean(dim=-1)
+        return self.token_masks.to(self.layer_keep.dtype).mean(dim=-1)
 
     @property
     def gflops(self) -> Tensor:
         """(B,) GFLOPs this block spent on each sample."""
-        kept = None if self.token_masks is None else self.token_masks.detach().sum(dim=-1)
+        kept = None if self.token_masks is None else self.token_masks.detach().to(self.layer_keep.dtype).sum(dim=-1)
         return self.gflops_fn(kept, self.layer_keep.detach())
 
 
@@ -91,7 +92,7 @@ class Record:
         masks = [b.token_masks for b in self.blocks]
         if any(m is None for m in masks):
             return None
-        stacked = torch.stack(masks, dim=1)  # (B, L, 2, Np)
+        stacked = torch.stack([m.to(self.base_gflops.dtype) for m in masks], dim=1)  # (B, L, 2, Np)
         return stacked.mean(dim=(1, 2)).unflatten(1, self.grid_size)
 
 

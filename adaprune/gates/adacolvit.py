@@ -76,12 +76,15 @@ class AdaColViT(BlockGate):
         if self.training:
             x, mask_attn = self._masked(0, block, x, run[:, 0], policy)
             x, mask_mlp = self._masked(1, block, x, run[:, 1], policy)
+            masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1)
         else:  # the run decisions are read on the host once per block (one small copy)
             ran = [[r > 0.5 for r in sample] for sample in run.tolist()]
             weights = None if self._inference is None else self._inference.get(block.attn, block.mlp)
-            x, mask_attn = self._gathered(0, block, x, [r[0] for r in ran], policy, weights)
-            x, mask_mlp = self._gathered(1, block, x, [r[1] for r in ran], policy, weights)
-        masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1).to(x.dtype)
+            # the sub-layers write their decisions into one buffer: no stack, no cast per block
+            masks = None if self.patch is None else torch.zeros(B, 2, x.shape[1] - self.layout.num_prefix,
+                                                                dtype=torch.bool, device=x.device)
+            x = self._gathered(0, block, x, [r[0] for r in ran], policy, weights, masks)
+            x = self._gathered(1, block, x, [r[1] for r in ran], policy, weights, masks)
         cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
         return x, BlockDecision(run, masks, cost)
 
@@ -92,10 +95,10 @@ class AdaColViT(BlockGate):
             return block.norm1, block.attn, block.ls1, block.drop_path1
         return block.norm2, block.mlp, block.ls2, block.drop_path2
 
-    def _drawn(self, x: Tensor, policy: Policy) -> Optional[Tensor]:
+    def _drawn(self, x: Tensor, policy: Policy, out: Optional[Tensor] = None) -> Optional[Tensor]:
         """(B, Np) patch decisions of a control policy, drawn for the whole batch first so that
         train and eval use the same random numbers; None for the learned policy. Float 0/1 in
-        training, bool in eval (the gathered path only needs positions)."""
+        training; in eval bool, written into ``out`` (B, Np), zeros on entry."""
         if self.patch is None or policy.mode == "learned":
             return None
         B, N, _ = x.shape
@@ -103,9 +106,8 @@ class AdaColViT(BlockGate):
         if self.training:
             return decide(None, B, n, x, policy, "patch", True, self.config.temperature)
         if policy.mode == "random":
-            return random_keep(B, n, policy.patch_keep, x.device, torch.bool)
-        fill = torch.ones if policy.mode == "keep_all" else torch.zeros
-        return fill(B, n, dtype=torch.bool, device=x.device)
+            return random_keep(B, n, policy.patch_keep, x.device, torch.bool, out=out)
+        return out.fill_(1) if policy.mode == "keep_all" else out
 
     def _masked(self, which: int, block: nn.Module, x: Tensor, run: Tensor,
                 policy: Policy) -> tuple[Tensor, Optional[Tensor]]:
@@ -128,27 +130,39 @@ class AdaColViT(BlockGate):
         return x, None if keep is None else keep * run[:, None]
 
     def _gathered(self, which: int, block: nn.Module, x: Tensor, ran: list[bool], policy: Policy,
-                  weights: Optional[InferenceWeights]) -> tuple[Tensor, Optional[Tensor]]:
+                  weights: Optional[InferenceWeights], masks: Optional[Tensor]) -> Tensor:
         """Eval: sub-layer ``which`` for the samples that run it (``ran``), groups 2..G for the
-        kept tokens only. Returns the new x and the (B, Np) bool patch keep mask (False for
-        samples that skipped it; None without token decisions).
+        kept tokens only; returns the new x. The patch decisions go into ``masks[:, which]``
+        (bool, False for samples that skip the sub-layer).
 
-        Every tensor op here costs more than its arithmetic at batch 1 (the matrix products
-        between them evict the dispatcher from cache), so decisions go straight from logits
-        or draws to positions: no float masks, no checks on the device."""
+        At batch 1 each tensor op costs microseconds of dispatch, as much as some of the
+        arithmetic a gate saves, so decisions go straight from logits or draws to positions:
+        no float masks, no checks on the device."""
         norm, fn, scale, _ = self._parts(which, block)  # drop path is the identity in eval
-        B, N, _ = x.shape
+        B = x.shape[0]
         P = self.layout.num_prefix
-        drawn = self._drawn(x, policy)
+        out = None if masks is None else masks[:, which]
+        drawn = self._drawn(x, policy, out)
         running = sum(ran)
         if running == 0:
-            return x, None if self.patch is None else torch.zeros(B, N - P, dtype=torch.bool, device=x.device)
-        rows = None if running == B else torch.tensor([i for i, r in enumerate(ran) if r], device=x.device)
+            if drawn is not None:
+                out.fill_(0)
+            return x
+        rows = None
+        if running < B:
+            rows = torch.tensor([i for i, r in enumerate(ran) if r], device=x.device)
+            if drawn is not None:  # drawn for every sample (same random numbers as training)
+                drawn = drawn.index_select(0, rows)
+                out.fill_(0).index_copy_(0, rows, drawn)
         h = norm(x if rows is None else x.index_select(0, rows))
-        keep = drawn if rows is None or drawn is None else drawn.index_select(0, rows)
+        keep = drawn
         if keep is None and self.patch is not None:
-            logits = self.patch.attn_logits if which == 0 else self.patch.mlp_logits
-            keep = logits(h[:, P:]).squeeze(-1) > 0  # sigmoid > 0.5
+            logits = (self.patch.attn_logits if which == 0 else self.patch.mlp_logits)(h[:, P:]).squeeze(-1)
+            if rows is None:
+                keep = torch.gt(logits, 0, out=out)  # sigmoid > 0.5
+            else:
+                keep = logits > 0
+                out.index_copy_(0, rows, keep)
         if weights is None:  # a block the inference kernels do not cover: its own modules
             y = self._dense(which, fn, h)
         else:
@@ -158,11 +172,7 @@ class AdaColViT(BlockGate):
                  else mlp_inference(h, weights, index, valid))
         if not isinstance(scale, nn.Identity):
             y = scale(y)
-        if rows is None:
-            return x + y, keep
-        if keep is not None:
-            keep = torch.zeros(B, N - P, dtype=torch.bool, device=x.device).index_copy(0, rows, keep)
-        return x.index_add(0, rows, y), keep
+        return x + y if rows is None else x.index_add(0, rows, y)
 
     def _dense(self, which: int, fn: nn.Module, h: Tensor) -> Tensor:
         """The block's own attention / FFN module; the policy token reads but is not read (a

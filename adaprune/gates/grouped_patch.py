@@ -214,10 +214,10 @@ class InferenceWeightCache:
             return inference_weights(attn, mlp, self.groups)
         # read through the modules' dicts: this runs per block and forward, and attribute
         # lookups on modules cost more than the check itself
-        params = [m._parameters[n] for m in (attn._modules["qkv"], attn._modules["proj"], mlp._modules["fc1"],
-                                             mlp._modules["fc2"], attn._modules["q_norm"], attn._modules["k_norm"])
-                  for n in ("weight", "bias") if n in m._parameters]
-        key = tuple(None if p is None else (p.data_ptr(), p._version, p.dtype) for p in params)
+        modules = (attn._modules["qkv"], attn._modules["proj"], mlp._modules["fc1"], mlp._modules["fc2"],
+                   attn._modules["q_norm"], attn._modules["k_norm"])
+        key = tuple(None if p is None else (id(p), p.data_ptr(), p._version, p.dtype)
+                    for m in modules for p in m._parameters.values())
         if key != self._key:
             self._weights, self._key = inference_weights(attn, mlp, self.groups), key
         return self._weights
