@@ -26,6 +26,11 @@ __all__ = [
     "read_only_attention",
     "read_only_mask",
     "grouped_layer_norm",
+    "ACTIVATIONS",
+    "POLICY_CODES",
+    "activate_",
+    "grouped_sublayer_one",
+    "scripted",
 ]
 
 
@@ -254,3 +259,155 @@ def grouped_layer_norm(t: Tensor, weight: Optional[Tensor], bias: Optional[Tenso
     if bias is not None:
         out = out + bias[:, None, :]
     return out
+
+
+# -- one-sample inference kernel ----------------------------------------------------------------
+#
+# At batch 1 a ViT-Tiny sub-layer is a few dozen small ops; called one by one from Python,
+# their dispatch (and the views between them) costs as much as a fifth of the arithmetic a
+# gate saves. ``grouped_sublayer_one`` is one sub-layer on one sample in 2-D tensors, written
+# to be compiled with TorchScript (``scripted``); it also runs eagerly, with the same results.
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "quick_gelu")  # codes 0..4 of ``activate_``
+POLICY_CODES = {"learned": 0, "keep_all": 1, "drop_all": 2, "random": 3}
+
+
+def activate_(t: Tensor, act: int) -> Tensor:
+    """An FFN activation by code (``ACTIVATIONS``), in place where the op allows it."""
+    if act == 0:
+        return torch.ops.aten.gelu_(t)
+    if act == 1:
+        return torch.ops.aten.gelu_(t, approximate="tanh")
+    if act == 2:
+        return torch.relu_(t)
+    if act == 3:
+        return F.silu(t, inplace=True)
+    return t * torch.sigmoid(1.702 * t)
+
+
+def _mm(x: Tensor, weight_t: Tensor, bias: Optional[Tensor], one: float) -> Tensor:
+    """x (M, C_in) @ weight_t (C_in, C_out) + bias. ``one`` is 1.0, passed in: TorchScript
+    splits an ``addmm`` with a constant beta of 1 into ``mm`` and a separate ``add``."""
+    if bias is None:
+        return torch.mm(x, weight_t)
+    return torch.addmm(bias, x, weight_t, beta=one)
+
+
+def grouped_sublayer_one(
+        x: Tensor,
+        attention: bool,
+        norm_weight: Optional[Tensor],
+        norm_bias: Optional[Tensor],
+        norm_eps: float,
+        gamma: Optional[Tensor],
+        policy: int,
+        patch_keep: float,
+        decision_weight: Optional[Tensor],
+        decision_bias: Optional[Tensor],
+        scores: Optional[Tensor],
+        keep_out: Optional[Tensor],
+        prefix: Tensor,
+        num_read_only: int,
+        heads: int,
+        group_dim: int,
+        act: int,
+        w1: Tensor,
+        b1: Optional[Tensor],
+        w2: Tensor,
+        b2: Optional[Tensor],
+        w1_rest: Optional[Tensor],
+        b1_rest: Optional[Tensor],
+        w2_rest: Optional[Tensor],
+        one: float = 1.0,
+) -> Tensor:
+    """One gated sub-layer of one sample at inference: LayerNorm, patch decisions, grouped
+    attention or FFN (groups 2..G for the kept tokens only), LayerScale and the residual.
+
+    The projections are stored transposed (``InferenceWeights``): for attention ``w1`` /
+    ``w1_rest`` are group 1's / groups 2..G's qkv columns (C, 3 * heads * group_dim * g) and
+    ``w2`` / ``w2_rest`` the output-projection rows they feed; for the FFN fc1's columns and
+    fc2's rows of each hidden group. Without ``w1_rest`` the sub-layer is the plain one.
+
+    Args:
+        x: (1, N, C) tokens: ``prefix`` (P,) positions first (the first ``num_read_only`` of
+            them are queries only, no key or value), then N - P patches.
+        policy: ``POLICY_CODES``; learned decisions use ``decision_weight`` (1, C) and
+            ``decision_bias`` (1,) on the normalised patch tokens (keep where the logit > 0),
+            random ones keep the ``round(patch_keep * (N - P))`` patches of largest
+            ``scores`` (1, N - P) uniform draws, as ``random_keep`` picks them.
+        keep_out: (1, N - P) bool zeros, where the patch decisions are written; None: the
+            sub-layer makes none (every token at full width).
+        act: the FFN activation's code (``ACTIVATIONS``).
+
+    Returns:
+        (1, N, C): x plus the sub-layer's output.
+    """
+    N, C, P = int(x.shape[1]), int(x.shape[2]), int(prefix.shape[0])  # plain ints, also under jit tracing
+    n = N - P
+    r, dg = num_read_only, group_dim
+    h = F.layer_norm(x[0], [C], norm_weight, norm_bias, norm_eps)
+    index: Optional[Tensor] = None  # kept positions, prefix first; None: every token
+    if keep_out is not None:
+        if policy == 0:
+            assert decision_weight is not None
+            logits = F.linear(h[P:], decision_weight, decision_bias).view(-1)
+            kept = F.pad(torch.gt(logits, 0, out=keep_out[0]), [P, 0], value=1.0).nonzero().view(-1)
+            if kept.shape[0] < N:
+                index = kept
+        elif policy == 3:
+            k = int(round(patch_keep * n))
+            index = prefix
+            if k > 0:
+                assert scores is not None
+                drawn = scores.topk(k, dim=1, sorted=False).indices
+                keep_out.scatter_(1, drawn, 1.0)
+                index = torch.cat([prefix, drawn[0] + P])
+        elif policy == 1:
+            keep_out.fill_(1)
+        else:
+            index = prefix
+    if attention:
+        q, k, v = _mm(h, w1, b1, one).view(N, 3, heads, dg).permute(1, 2, 0, 3).unbind(0)
+        out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(N, heads * dg)
+        y = _mm(out, w2, b2, one)
+        if w1_rest is not None and w2_rest is not None and (index is None or index.shape[0] > r):
+            hk = h if index is None else h.index_select(0, index)
+            K = hk.shape[0]
+            extra = w1_rest.shape[1] // (3 * dg)
+            q, k, v = _mm(hk, w1_rest, b1_rest, one).view(K, 3, extra, dg).permute(1, 2, 0, 3).unbind(0)
+            out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(K, extra * dg)
+            if index is None:
+                y = torch.addmm(y, out, w2_rest, beta=one)
+            else:
+                y.index_add_(0, index, torch.mm(out, w2_rest))
+    else:
+        y = _mm(activate_(_mm(h, w1, b1, one), act), w2, b2, one)
+        if w1_rest is not None and w2_rest is not None:
+            hk = h if index is None else h.index_select(0, index)
+            hidden = activate_(_mm(hk, w1_rest, b1_rest, one), act)
+            if index is None:
+                y = torch.addmm(y, hidden, w2_rest, beta=one)
+            else:
+                y.index_add_(0, index, torch.mm(hidden, w2_rest))
+    if gamma is not None:
+        y = y * gamma
+    return x + y.unsqueeze(0)
+
+
+_SCRIPTED: dict[str, object] = {}
+
+
+def scripted(fn):
+    """``fn`` compiled with TorchScript, once per process, or ``fn`` itself where compiling
+    fails (same results, more overhead per op)."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    if name not in _SCRIPTED:
+        try:
+            import warnings
+
+            with warnings.catch_warnings():  # TorchScript is in maintenance mode; it still compiles
+                warnings.simplefilter("ignore", FutureWarning)
+                _SCRIPTED[name] = torch.jit.script(fn)
+        except Exception:  # noqa: BLE001 - whatever the compiler rejects runs eagerly
+            _SCRIPTED[name] = fn
+    return _SCRIPTED[name]

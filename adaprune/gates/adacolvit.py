@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers import LayerNorm, LayerScale
+from timm.layers.activations import QuickGELU
 from torch import Tensor, nn
 
 from adaprune.config import AdaColViTConfig, TokenLayout
@@ -14,20 +16,139 @@ from adaprune.flops import attention_flops, layer_norm_flops, mlp_flops
 from adaprune.gates._registry import register_gate
 from adaprune.gates.base import BlockGate, decide
 from adaprune.gates.grouped_patch import (
+    DerivedCache,
     GroupedPatchGate,
-    InferenceWeightCache,
     InferenceWeights,
     attention_inference,
+    inference_weights,
     is_plain_attention,
     is_plain_mlp,
     mlp_inference,
+    parameter_key,
 )
 from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
-from adaprune.ops import prefixed_kept_index, random_keep, read_only_mask
+from adaprune.ops import (
+    ACTIVATIONS,
+    POLICY_CODES,
+    grouped_sublayer_one,
+    prefixed_kept_index,
+    random_keep,
+    read_only_mask,
+    scripted,
+)
 from adaprune.policy import Policy
 from adaprune.record import BlockDecision
 
-__all__ = ["AdaColViT"]
+__all__ = ["AdaColViT", "adacolvit_block_one"]
+
+# what the one-sample kernel computes from parameters: norms, layer scales, activations
+_NORMS = (nn.LayerNorm, LayerNorm)
+_SCALES = (nn.Identity, LayerScale)
+_ACTIVATIONS = {(nn.GELU, "none"): ACTIVATIONS.index("gelu"), (nn.GELU, "tanh"): ACTIVATIONS.index("gelu_tanh"),
+                (nn.ReLU, None): ACTIVATIONS.index("relu"), (nn.SiLU, None): ACTIVATIONS.index("silu"),
+                (QuickGELU, None): ACTIVATIONS.index("quick_gelu")}
+
+
+def adacolvit_block_one(
+        x: Tensor,
+        policy: int,
+        patch_keep: float,
+        layer_keep: float,
+        layer_weight: Optional[Tensor],
+        layer_bias: Optional[Tensor],
+        grouped: bool,
+        norm1_weight: Optional[Tensor],
+        norm1_bias: Optional[Tensor],
+        norm1_eps: float,
+        gamma1: Optional[Tensor],
+        decision1_weight: Optional[Tensor],
+        decision1_bias: Optional[Tensor],
+        norm2_weight: Optional[Tensor],
+        norm2_bias: Optional[Tensor],
+        norm2_eps: float,
+        gamma2: Optional[Tensor],
+        decision2_weight: Optional[Tensor],
+        decision2_bias: Optional[Tensor],
+        prefix: Tensor,
+        num_read_only: int,
+        heads: int,
+        group_dim: int,
+        act: int,
+        qkv: Tensor,
+        qkv_bias: Optional[Tensor],
+        proj: Tensor,
+        proj_bias: Optional[Tensor],
+        qkv_rest: Optional[Tensor],
+        qkv_rest_bias: Optional[Tensor],
+        proj_rest: Optional[Tensor],
+        fc1: Tensor,
+        fc1_bias: Optional[Tensor],
+        fc2: Tensor,
+        fc2_bias: Optional[Tensor],
+        fc1_rest: Optional[Tensor],
+        fc1_rest_bias: Optional[Tensor],
+        fc2_rest: Optional[Tensor],
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """One AdaColViT block on one sample at inference, in one call (compiled with
+    ``adaprune.ops.scripted``): the layer decisions from the policy token, then each sub-layer
+    that runs (``adaprune.ops.grouped_sublayer_one``). Random draws come in the training
+    path's order, so that both decide alike under a seed.
+
+    Args:
+        x: (1, N, C) tokens, policy token first.
+        policy, patch_keep, layer_keep: the policy (``adaprune.ops.POLICY_CODES``).
+        layer_weight, layer_bias: the layer-skip decision layer (2, C), or None (no skip).
+        grouped: whether the block makes patch decisions (G > 1).
+        norm*_weight, norm*_bias, norm*_eps, gamma*, decision*_weight, decision*_bias: the
+            attention (1) and FFN (2) sub-layers' LayerNorm, LayerScale (or None) and patch
+            decision layer (1, C).
+        prefix, num_read_only, heads, group_dim, act, qkv ... fc2_rest: as
+            ``grouped_sublayer_one``; the tensors are the block's ``InferenceWeights``.
+
+    Returns:
+        The new x, the (1, 2) sub-layers run and the (1, 2, Np) bool patch keep masks (None
+        without patch decisions).
+    """
+    n = int(x.shape[1]) - int(prefix.shape[0])  # plain ints, also under jit tracing
+    if layer_weight is None or policy == 1:
+        run = torch.ones(1, 2, dtype=x.dtype, device=x.device)
+    elif policy == 0:
+        run = (F.linear(x[:, 0], layer_weight, layer_bias) > 0).to(x.dtype)
+    elif policy == 2:
+        run = torch.zeros(1, 2, dtype=x.dtype, device=x.device)
+    else:
+        run = torch.bernoulli(torch.full([1, 2], layer_keep, dtype=x.dtype, device=x.device))
+    decided: List[List[float]] = run.tolist()  # one read of the decisions on the host
+    ran = decided[0]
+    masks: Optional[Tensor] = None
+    if grouped:
+        masks = torch.zeros(1, 2, n, dtype=torch.bool, device=x.device)
+    scores: Optional[Tensor] = None
+    if grouped and policy == 3 and int(round(patch_keep * n)) > 0:
+        # both sub-layers' draws at once: the numbers the training path draws one after the
+        # other, a skipped sub-layer's included (a draw whose result went unused would be
+        # dropped by the compiler)
+        scores = torch.rand(2, n, device=x.device)
+    for which in range(2):
+        keep_out: Optional[Tensor] = None
+        if masks is not None:
+            keep_out = masks[:, which]
+        if ran[which] <= 0.5:
+            continue
+        row: Optional[Tensor] = None
+        if scores is not None:
+            row = scores[which:which + 1]
+        if which == 0:
+            x = grouped_sublayer_one(x, True, norm1_weight, norm1_bias, norm1_eps, gamma1, policy, patch_keep,
+                                     decision1_weight, decision1_bias, row, keep_out, prefix, num_read_only, heads,
+                                     group_dim, act, qkv, qkv_bias, proj, proj_bias, qkv_rest, qkv_rest_bias,
+                                     proj_rest)
+        else:
+            x = grouped_sublayer_one(x, False, norm2_weight, norm2_bias, norm2_eps, gamma2, policy, patch_keep,
+                                     decision2_weight, decision2_bias, row, keep_out, prefix, num_read_only, heads,
+                                     group_dim, act, fc1, fc1_bias, fc2, fc2_bias, fc1_rest, fc1_rest_bias,
+                                     fc2_rest)
+    return x, run, masks
 
 
 @register_gate("adacolvit")
@@ -53,8 +174,8 @@ class AdaColViT(BlockGate):
         self._dims = (dim, attn.num_heads * attn.head_dim, block.mlp.fc1.out_features)
         self._plain_attention = is_plain_attention(attn)
         # eval runs plain blocks from split, transposed weight copies (grouped_patch.InferenceWeights)
-        plain = self._plain_attention and is_plain_mlp(block.mlp)
-        self._inference = InferenceWeightCache(config.patch_groups) if plain else None
+        self._plain = self._plain_attention and is_plain_mlp(block.mlp)
+        self._eval = DerivedCache()  # (InferenceWeights, adacolvit_block_one's arguments or ())
 
     @classmethod
     def check(cls, block: nn.Module, config: AdaColViTConfig) -> None:
@@ -67,6 +188,13 @@ class AdaColViT(BlockGate):
 
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
+        if not self.training and x.shape[0] == 1 and self._plain:
+            args = self._eval_state(block)[1]
+            if args:  # one compiled call for the block (eager while traced, so that tracers see its ops)
+                kernel = adacolvit_block_one if torch.jit.is_tracing() else scripted(adacolvit_block_one)
+                x, run, masks = kernel(x, POLICY_CODES[policy.mode], policy.patch_keep, policy.layer_keep, *args)
+                return x, BlockDecision(run, masks, functools.partial(self._gflops, x.shape[1],
+                                                                      policy.mode == "learned"))
         B = x.shape[0]
         temperature = self.config.temperature
         if self.layer is not None:
@@ -79,7 +207,7 @@ class AdaColViT(BlockGate):
             masks = None if self.patch is None else torch.stack([mask_attn, mask_mlp], dim=1)
         else:  # the run decisions are read on the host once per block (one small copy)
             ran = [[r > 0.5 for r in sample] for sample in run.tolist()]
-            weights = None if self._inference is None else self._inference.get(block.attn, block.mlp)
+            weights = self._eval_state(block)[0]
             # the sub-layers write their decisions into one buffer: no stack, no cast per block
             masks = None if self.patch is None else torch.zeros(B, 2, x.shape[1] - self.layout.num_prefix,
                                                                 dtype=torch.bool, device=x.device)
@@ -87,6 +215,47 @@ class AdaColViT(BlockGate):
             x = self._gathered(1, block, x, [r[1] for r in ran], policy, weights, masks)
         cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
         return x, BlockDecision(run, masks, cost)
+
+    def _eval_state(self, block: nn.Module) -> tuple[Optional[InferenceWeights], tuple]:
+        """The block's ``InferenceWeights`` and ``adacolvit_block_one``'s arguments after the
+        policy (() where the kernel does not cover the block), built from the current
+        parameters; cached while none of them changes and no gradient is asked for."""
+        if not self._plain:
+            return None, ()
+        b = block._modules
+        attn, mlp = b["attn"], b["mlp"]
+        modules = [attn._modules[k] for k in ("qkv", "proj", "q_norm", "k_norm")]
+        modules += [mlp._modules["fc1"], mlp._modules["fc2"], b["norm1"], b["ls1"], b["norm2"], b["ls2"]]
+        modules += [m for m in (self.patch, self.layer) if m is not None]
+        key = parameter_key(modules)
+        if not torch.is_grad_enabled() and key == self._eval.key:
+            return self._eval.value
+        weights = inference_weights(attn, mlp, self.config.patch_groups)
+        state = (weights, self._one_args(block, weights))
+        if not torch.is_grad_enabled():  # copies that would hide a gradient are never kept
+            self._eval.key, self._eval.value = key, state
+        return state
+
+    def _one_args(self, block: nn.Module, w: InferenceWeights) -> tuple:
+        """``adacolvit_block_one``'s arguments after the policy, or () where the block has
+        norms, layer scales, q/k norms or an activation that the kernel does not compute."""
+        act = getattr(block.mlp.act, "approximate", None)
+        code = _ACTIVATIONS.get((type(block.mlp.act), act))
+        parts = (block.norm1, block.ls1, block.norm2, block.ls2)
+        if (code is None or type(parts[0]) not in _NORMS or type(parts[2]) not in _NORMS
+                or type(parts[1]) not in _SCALES or type(parts[3]) not in _SCALES
+                or not isinstance(block.attn.q_norm, nn.Identity) or not isinstance(block.attn.k_norm, nn.Identity)):
+            return ()
+        per_sublayer = []
+        for which, (norm, scale) in enumerate(((parts[0], parts[1]), (parts[2], parts[3]))):
+            decision = None if self.patch is None else (self.patch.attn_logits, self.patch.mlp_logits)[which]
+            per_sublayer += [norm.weight, norm.bias, norm.eps, None if type(scale) is nn.Identity else scale.gamma,
+                             None if decision is None else decision.weight, None if decision is None else decision.bias]
+        layer = (None, None) if self.layer is None else (self.layer.proj.weight, self.layer.proj.bias)
+        prefix = torch.arange(self.layout.num_prefix, device=w.qkv.device)
+        return (*layer, self.patch is not None, *per_sublayer, prefix, self.layout.num_method_tokens, w.heads,
+                w.group_dim, code, w.qkv, w.qkv_bias, w.proj, w.proj_bias, w.qkv_rest, w.qkv_rest_bias, w.proj_rest,
+                w.fc1, w.fc1_bias, w.fc2, w.fc2_bias, w.fc1_rest, w.fc1_rest_bias, w.fc2_rest)
 
     @staticmethod
     def _parts(which: int, block: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:

@@ -9,7 +9,7 @@ absent when the kept tokens are gathered at inference.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,8 @@ from adaprune.ops import (
     read_only_attention,
 )
 
-__all__ = ["GroupedPatchGate", "InferenceWeights", "InferenceWeightCache", "attention_inference", "inference_weights",
-           "is_plain_attention", "is_plain_mlp", "mlp_inference"]
+__all__ = ["GroupedPatchGate", "DerivedCache", "InferenceWeights", "attention_inference", "inference_weights",
+           "is_plain_attention", "is_plain_mlp", "mlp_inference", "parameter_key"]
 
 # in-place GELU: the private binding skips the dispatcher's Python layer (about 15 us a call)
 _gelu_ = getattr(torch._C._nn, "gelu_", torch.ops.aten.gelu_)
@@ -198,32 +198,25 @@ def inference_weights(attn: Attention, mlp: Mlp, groups: int) -> InferenceWeight
     )
 
 
-class InferenceWeightCache:
-    """A block's ``InferenceWeights``, built on first use and rebuilt when a parameter changes
-    (updated in place, replaced, or moved to another device or dtype). Nothing is cached while
-    gradients are asked for, so the copies never hide a gradient; a copy or pickle of the
-    model starts with an empty cache."""
+def parameter_key(modules: Sequence[nn.Module]) -> tuple:
+    """What identifies the current parameters of ``modules`` (their own, not their children's):
+    it changes when one is updated in place (an optimizer step, ``load_state_dict``), moved to
+    another device or dtype, or replaced. Read through the modules' dicts: this runs once per
+    block and forward, and module attribute lookups would cost more than the check."""
+    return tuple(None if p is None else (id(p), p.data_ptr(), p._version, p.dtype)
+                 for m in modules for p in m._parameters.values())
 
-    def __init__(self, groups: int) -> None:
-        self.groups = groups
-        self._key: Optional[tuple] = None
-        self._weights: Optional[InferenceWeights] = None
 
-    def get(self, attn: Attention, mlp: Mlp) -> InferenceWeights:
-        if torch.is_grad_enabled():
-            return inference_weights(attn, mlp, self.groups)
-        # read through the modules' dicts: this runs per block and forward, and attribute
-        # lookups on modules cost more than the check itself
-        modules = (attn._modules["qkv"], attn._modules["proj"], mlp._modules["fc1"], mlp._modules["fc2"],
-                   attn._modules["q_norm"], attn._modules["k_norm"])
-        key = tuple(None if p is None else (id(p), p.data_ptr(), p._version, p.dtype)
-                    for m in modules for p in m._parameters.values())
-        if key != self._key:
-            self._weights, self._key = inference_weights(attn, mlp, self.groups), key
-        return self._weights
+class DerivedCache:
+    """A value derived from parameters (weight copies for the inference kernels), kept while
+    ``parameter_key`` of its modules is unchanged. A copy or pickle of its owner starts empty."""
+
+    def __init__(self) -> None:
+        self.key: Optional[tuple] = None
+        self.value: Any = None
 
     def __getstate__(self) -> dict:
-        return {"groups": self.groups, "_key": None, "_weights": None}
+        return {"key": None, "value": None}
 
 
 def _activate_(act: nn.Module, t: Tensor) -> Tensor:
