@@ -75,8 +75,13 @@ class AdaptiveViTMixin:
         blocks = self.blocks if stop_index is None else self.blocks[:stop_index + 1]
         decisions, intermediates = [], []
         decision: Optional[BlockDecision] = None
+        steps = [None] * len(blocks)
+        if not self.training and not torch.is_grad_enabled():  # all Python work first, then the kernels
+            steps = [block.adaprune_gate.prepare_inference(block, x, policy) for block in blocks]
         for i, block in enumerate(blocks):
-            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            if steps[i] is not None:
+                x, decision = steps[i](x)
+            elif self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
                 x, decision = checkpoint(block.forward_gated, x, policy, decision)
             else:
                 x, decision = block.forward_gated(x, policy, decision)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +185,25 @@ class AdaColViT(BlockGate):
     @classmethod
     def make_method_tokens(cls, embed_dim: int, config: AdaColViTConfig) -> Optional[nn.Module]:
         return PolicyToken(embed_dim)
+
+    def prepare_inference(self, block: nn.Module, x: Tensor,
+                          policy: Policy) -> Optional[Callable[[Tensor], tuple[Tensor, BlockDecision]]]:
+        """At batch 1, on a block the one-sample kernel covers: one compiled call
+        (``adacolvit_block_one``); otherwise None."""
+        if self.training or x.shape[0] != 1 or not self._plain or torch.jit.is_tracing():
+            return None
+        args = self._eval_state(block)[1]
+        if not args:
+            return None
+        kernel = scripted(adacolvit_block_one)
+        head = (POLICY_CODES[policy.mode], policy.patch_keep, policy.layer_keep)
+        cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
+
+        def step(x: Tensor) -> tuple[Tensor, BlockDecision]:
+            x, run, masks = kernel(x, *head, *args)
+            return x, BlockDecision(run, masks, cost)
+
+        return step
 
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:

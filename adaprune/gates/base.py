@@ -50,6 +50,19 @@ class BlockGate(nn.Module, ABC):
         """A module mapping (B, N, C) to (B, num_method_tokens + N, C), or None."""
         return None
 
+    def prepare_inference(self, block: nn.Module, x: Tensor,
+                          policy: Policy) -> Optional[Callable[[Tensor], tuple[Tensor, BlockDecision]]]:
+        """A step that computes this block in eval, prepared before any block runs; or None to
+        run ``forward``.
+
+        ``wrap``'s loop calls this for every block ahead of an ``eval`` forward without
+        gradients, with the tokens the first block gets (x: (B, N, C)), then runs the steps
+        one after the other. A method whose block is one compiled call returns that call
+        here: at batch 1 the Python work between the blocks' kernels, run cold, is otherwise
+        a noticeable part of the latency. The step gets no ``previous`` decision, so methods
+        whose decisions accumulate over depth keep the default."""
+        return None
+
     @abstractmethod
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
