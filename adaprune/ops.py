@@ -20,7 +20,7 @@ __all__ = [
     "prefixed_kept_index",
     "gather_tokens",
     "add_tokens",
-    "group_rows",
+    "group_major_order",
     "linear_t",
     "masked_softmax_attention",
     "read_only_attention",
@@ -149,19 +149,21 @@ def linear_t(x: Tensor, weight_t: Tensor, bias: Optional[Tensor] = None) -> Tens
     return out.view(*x.shape[:-1], weight_t.shape[1])
 
 
-def group_rows(num_heads: int, head_dim: int, groups: int, parts: int = 1) -> tuple[Tensor, Tensor]:
-    """Row indices of a per-head channel grouping, first group versus the others.
+def group_major_order(num_heads: int, head_dim: int, groups: int, parts: int = 1) -> Tensor:
+    """The channels of a projection with ``parts`` stacked blocks (3 for q, k, v) of
+    ``num_heads`` heads of ``head_dim``, reordered group-major.
 
-    The channels of a projection with ``parts`` stacked blocks (3 for q, k, v) of ``num_heads``
-    heads of ``head_dim`` are split within each head into ``groups`` contiguous groups.
+    Each head's channels split into ``groups`` contiguous groups of ``dg = head_dim / G``;
+    the returned permutation orders them (group, part, head, channel), so that group 1's are
+    the first ``parts * num_heads * dg`` and every group's reshape to (parts, heads, dg) is
+    valid.
 
     Returns:
-        ``first`` (parts * num_heads * head_dim / G,) and ``rest`` indices, each ordered
-        (part, head, channel) so that a reshape to (parts, heads, channels) is valid.
+        (parts * num_heads * head_dim,) long indices into the original channels.
     """
     dg = head_dim // groups
     ids = torch.arange(parts * num_heads * head_dim).view(parts, num_heads, groups, dg)
-    return ids[:, :, 0].reshape(-1), ids[:, :, 1:].reshape(-1)
+    return ids.permute(2, 0, 1, 3).reshape(-1)
 
 
 def read_only_mask(n: int, num_read_only: int, device: torch.device) -> Tensor:
@@ -308,6 +310,7 @@ def grouped_sublayer_one(
         keep_out: Optional[Tensor],
         prefix: Tensor,
         num_read_only: int,
+        groups: int,
         heads: int,
         group_dim: int,
         act: int,
@@ -315,24 +318,21 @@ def grouped_sublayer_one(
         b1: Optional[Tensor],
         w2: Tensor,
         b2: Optional[Tensor],
-        w1_rest: Optional[Tensor],
-        b1_rest: Optional[Tensor],
-        w2_rest: Optional[Tensor],
         one: float = 1.0,
 ) -> Tensor:
     """One gated sub-layer of one sample at inference: LayerNorm, patch decisions, grouped
     attention or FFN (groups 2..G for the kept tokens only), LayerScale and the residual.
 
-    The projections are stored transposed (``InferenceWeights``): for attention ``w1`` /
-    ``w1_rest`` are group 1's / groups 2..G's qkv columns (C, 3 * heads * group_dim * g) and
-    ``w2`` / ``w2_rest`` the output-projection rows they feed; for the FFN fc1's columns and
-    fc2's rows of each hidden group. Without ``w1_rest`` the sub-layer is the plain one.
+    The projections come transposed and group-major, as ``InferenceWeights`` holds them: for
+    attention ``w1`` is qkv (C, 3 * H * G * dg) and ``w2`` the output projection
+    (H * G * dg, C); for the FFN fc1 (C, hidden) and fc2 (hidden, C). Group 1 is their first
+    columns (rows), groups 2..G the rest; with every token kept all groups run as one product.
 
     Args:
         x: (1, N, C) tokens: ``prefix`` (P,) positions first (the first ``num_read_only`` of
             them are queries only, no key or value), then N - P patches.
-        policy: ``POLICY_CODES``; learned decisions use ``decision_weight`` (1, C) and
-            ``decision_bias`` (1,) on the normalised patch tokens (keep where the logit > 0),
+        policy: ``POLICY_CODES``. Learned decisions use ``decision_weight`` (1, C) and
+            ``decision_bias`` (1,) on the normalised patch tokens (keep where the logit > 0);
             random ones keep the ``round(patch_keep * (N - P))`` patches of largest
             ``scores`` (1, N - P) uniform draws, as ``random_keep`` picks them.
         keep_out: (1, N - P) bool zeros, where the patch decisions are written; None: the
@@ -344,7 +344,7 @@ def grouped_sublayer_one(
     """
     N, C, P = int(x.shape[1]), int(x.shape[2]), int(prefix.shape[0])  # plain ints, also under jit tracing
     n = N - P
-    r, dg = num_read_only, group_dim
+    r, dg, G = num_read_only, group_dim, groups
     h = F.layer_norm(x[0], [C], norm_weight, norm_bias, norm_eps)
     index: Optional[Tensor] = None  # kept positions, prefix first; None: every token
     if keep_out is not None:
@@ -367,28 +367,31 @@ def grouped_sublayer_one(
         else:
             index = prefix
     if attention:
-        q, k, v = _mm(h, w1, b1, one).view(N, 3, heads, dg).permute(1, 2, 0, 3).unbind(0)
-        out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(N, heads * dg)
-        y = _mm(out, w2, b2, one)
-        if w1_rest is not None and w2_rest is not None and (index is None or index.shape[0] > r):
-            hk = h if index is None else h.index_select(0, index)
-            K = hk.shape[0]
-            extra = w1_rest.shape[1] // (3 * dg)
-            q, k, v = _mm(hk, w1_rest, b1_rest, one).view(K, 3, extra, dg).permute(1, 2, 0, 3).unbind(0)
-            out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(K, extra * dg)
-            if index is None:
-                y = torch.addmm(y, out, w2_rest, beta=one)
-            else:
-                y.index_add_(0, index, torch.mm(out, w2_rest))
+        if index is None:  # every token at full width: all groups in one product
+            q, k, v = _mm(h, w1, b1, one).view(N, G, 3, heads, dg).permute(2, 1, 3, 0, 4).unbind(0)
+            out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G, H, N, dg)
+            y = _mm(out.permute(2, 0, 1, 3).reshape(N, G * heads * dg), w2, b2, one)
+        else:
+            c1, p1 = 3 * heads * dg, heads * dg  # group 1's qkv columns and projection rows
+            q, k, v = _mm(h, w1[:, :c1], None if b1 is None else b1[:c1], one).view(N, 3, heads, dg).permute(
+                1, 2, 0, 3).unbind(0)
+            out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(N, p1)
+            y = _mm(out, w2[:p1], b2, one)
+            K = index.shape[0]
+            if G > 1 and K > r:  # groups 2..G among the kept tokens
+                hk = h.index_select(0, index)
+                q, k, v = _mm(hk, w1[:, c1:], None if b1 is None else b1[c1:], one).view(
+                    K, G - 1, 3, heads, dg).permute(2, 1, 3, 0, 4).unbind(0)
+                out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G-1, H, K, dg)
+                y.index_add_(0, index, torch.mm(out.permute(2, 0, 1, 3).reshape(K, (G - 1) * p1), w2[p1:]))
     else:
-        y = _mm(activate_(_mm(h, w1, b1, one), act), w2, b2, one)
-        if w1_rest is not None and w2_rest is not None:
-            hk = h if index is None else h.index_select(0, index)
-            hidden = activate_(_mm(hk, w1_rest, b1_rest, one), act)
-            if index is None:
-                y = torch.addmm(y, hidden, w2_rest, beta=one)
-            else:
-                y.index_add_(0, index, torch.mm(hidden, w2_rest))
+        if index is None or G == 1:
+            y = _mm(activate_(_mm(h, w1, b1, one), act), w2, b2, one)
+        else:
+            f = w1.shape[1] // G
+            y = _mm(activate_(_mm(h, w1[:, :f], None if b1 is None else b1[:f], one), act), w2[:f], b2, one)
+            hidden = activate_(_mm(h.index_select(0, index), w1[:, f:], None if b1 is None else b1[f:], one), act)
+            y.index_add_(0, index, torch.mm(hidden, w2[f:]))
     if gamma is not None:
         y = y * gamma
     return x + y.unsqueeze(0)

@@ -71,6 +71,7 @@ def adacolvit_block_one(
         decision2_bias: Optional[Tensor],
         prefix: Tensor,
         num_read_only: int,
+        groups: int,
         heads: int,
         group_dim: int,
         act: int,
@@ -78,16 +79,10 @@ def adacolvit_block_one(
         qkv_bias: Optional[Tensor],
         proj: Tensor,
         proj_bias: Optional[Tensor],
-        qkv_rest: Optional[Tensor],
-        qkv_rest_bias: Optional[Tensor],
-        proj_rest: Optional[Tensor],
         fc1: Tensor,
         fc1_bias: Optional[Tensor],
         fc2: Tensor,
         fc2_bias: Optional[Tensor],
-        fc1_rest: Optional[Tensor],
-        fc1_rest_bias: Optional[Tensor],
-        fc2_rest: Optional[Tensor],
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """One AdaColViT block on one sample at inference, in one call (compiled with
     ``adaprune.ops.scripted``): the layer decisions from the policy token, then each sub-layer
@@ -102,8 +97,8 @@ def adacolvit_block_one(
         norm*_weight, norm*_bias, norm*_eps, gamma*, decision*_weight, decision*_bias: the
             attention (1) and FFN (2) sub-layers' LayerNorm, LayerScale (or None) and patch
             decision layer (1, C).
-        prefix, num_read_only, heads, group_dim, act, qkv ... fc2_rest: as
-            ``grouped_sublayer_one``; the tensors are the block's ``InferenceWeights``.
+        prefix, num_read_only, groups, heads, group_dim, act: as ``grouped_sublayer_one``.
+        qkv ... fc2_bias: the block's ``InferenceWeights``.
 
     Returns:
         The new x, the (1, 2) sub-layers run and the (1, 2, Np) bool patch keep masks (None
@@ -140,14 +135,12 @@ def adacolvit_block_one(
             row = scores[which:which + 1]
         if which == 0:
             x = grouped_sublayer_one(x, True, norm1_weight, norm1_bias, norm1_eps, gamma1, policy, patch_keep,
-                                     decision1_weight, decision1_bias, row, keep_out, prefix, num_read_only, heads,
-                                     group_dim, act, qkv, qkv_bias, proj, proj_bias, qkv_rest, qkv_rest_bias,
-                                     proj_rest)
+                                     decision1_weight, decision1_bias, row, keep_out, prefix, num_read_only, groups,
+                                     heads, group_dim, act, qkv, qkv_bias, proj, proj_bias)
         else:
             x = grouped_sublayer_one(x, False, norm2_weight, norm2_bias, norm2_eps, gamma2, policy, patch_keep,
-                                     decision2_weight, decision2_bias, row, keep_out, prefix, num_read_only, heads,
-                                     group_dim, act, fc1, fc1_bias, fc2, fc2_bias, fc1_rest, fc1_rest_bias,
-                                     fc2_rest)
+                                     decision2_weight, decision2_bias, row, keep_out, prefix, num_read_only, groups,
+                                     heads, group_dim, act, fc1, fc1_bias, fc2, fc2_bias)
     return x, run, masks
 
 
@@ -272,9 +265,9 @@ class AdaColViT(BlockGate):
                              None if decision is None else decision.weight, None if decision is None else decision.bias]
         layer = (None, None) if self.layer is None else (self.layer.proj.weight, self.layer.proj.bias)
         prefix = torch.arange(self.layout.num_prefix, device=w.qkv.device)
-        return (*layer, self.patch is not None, *per_sublayer, prefix, self.layout.num_method_tokens, w.heads,
-                w.group_dim, code, w.qkv, w.qkv_bias, w.proj, w.proj_bias, w.qkv_rest, w.qkv_rest_bias, w.proj_rest,
-                w.fc1, w.fc1_bias, w.fc2, w.fc2_bias, w.fc1_rest, w.fc1_rest_bias, w.fc2_rest)
+        return (*layer, self.patch is not None, *per_sublayer, prefix, self.layout.num_method_tokens, w.groups,
+                w.heads, w.group_dim, code, w.qkv, w.qkv_bias, w.proj, w.proj_bias, w.fc1, w.fc1_bias, w.fc2,
+                w.fc2_bias)
 
     @staticmethod
     def _parts(which: int, block: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from adaprune.ops import (
     add_tokens,
     gather_tokens,
-    group_rows,
+    group_major_order,
     grouped_layer_norm,
     linear_t,
     masked_softmax_attention,
@@ -142,59 +142,40 @@ class GroupedPatchGate(nn.Module):
 # -- inference: kept tokens gathered, computed and scattered back ------------------------------
 
 class InferenceWeights(NamedTuple):
-    """A block's attention and FFN for the inference path: projections split by channel group
-    (group 1, groups 2..G) and stored transposed, ``(in, out)`` row-major, so that each is one
-    dense matrix product with no strided operand (MKL multiplies this layout faster than the
-    transposed view ``F.linear`` passes it at ViT sizes: see the benchmarks page). With
-    ``groups=1`` the ``*_rest`` entries are None and group 1 is the whole projection."""
+    """A plain block's attention and FFN laid out for the inference path: each projection
+    stored transposed, ``(in, out)`` row-major (MKL multiplies this layout faster than the
+    transposed view ``F.linear`` passes it at ViT sizes), its channels group-major, so that a
+    channel group's weights are a column (or row) slice and all groups together one matrix.
+    With ``groups=1`` this is the block's own layout, transposed."""
 
     groups: int
     heads: int
-    group_dim: int               # head_dim / G channels per head and group
+    group_dim: int               # dg = head_dim / G channels per head and group
     q_norm: Optional[tuple]      # (weight (G, dg), bias (G, dg), eps) of a q LayerNorm, or None
     k_norm: Optional[tuple]
     act: nn.Module               # the FFN's activation
-    qkv: Tensor                  # (C, 3 * H * dg) group 1's q, k, v columns, ordered (part, head, channel)
-    qkv_bias: Optional[Tensor]
-    qkv_rest: Optional[Tensor]   # (C, 3 * H * (G-1) * dg) groups 2..G
-    qkv_rest_bias: Optional[Tensor]
-    proj: Tensor                 # (H * dg, C) rows of the output projection that group 1 feeds
-    proj_rest: Optional[Tensor]
+    qkv: Tensor                  # (C, 3 * H * head_dim), columns (group, part, head, channel)
+    qkv_bias: Optional[Tensor]   # (3 * H * head_dim,) in the same order
+    proj: Tensor                 # (H * head_dim, C), rows (group, head, channel)
     proj_bias: Optional[Tensor]
-    fc1: Tensor                  # (C, hidden / G)
+    fc1: Tensor                  # (C, hidden): group g's hidden channels are columns g*f .. (g+1)*f
     fc1_bias: Optional[Tensor]
-    fc1_rest: Optional[Tensor]
-    fc1_rest_bias: Optional[Tensor]
-    fc2: Tensor                  # (hidden / G, C)
-    fc2_rest: Optional[Tensor]
+    fc2: Tensor                  # (hidden, C)
     fc2_bias: Optional[Tensor]
 
 
 def inference_weights(attn: Attention, mlp: Mlp, groups: int) -> InferenceWeights:
-    """Splits and transposes a plain block's attention and FFN projections (contiguous copies)."""
+    """A plain block's projections, transposed and group-major (contiguous copies)."""
     H, d, G = attn.num_heads, attn.head_dim, groups
-    f = mlp.fc1.out_features // G
-    head = (G, H, d // G, _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G), mlp.act)
-
-    def t(w: Tensor) -> Tensor:
-        return w.t().contiguous()
-
-    def pick(b: Optional[Tensor], index) -> Optional[Tensor]:
-        return None if b is None else b[index].contiguous()
-
-    qkv_w, qkv_b = attn.qkv.weight, attn.qkv.bias
-    proj_w, fc1_w, fc1_b, fc2_w = attn.proj.weight, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight
-    if G == 1:
-        return InferenceWeights(*head, t(qkv_w), qkv_b, None, None, t(proj_w), None, attn.proj.bias,
-                                t(fc1_w), fc1_b, None, None, t(fc2_w), None, mlp.fc2.bias)
-    device = qkv_w.device
-    rows = [r.to(device) for r in group_rows(H, d, G, parts=3)]
-    cols = [c.to(device) for c in group_rows(H, d, G, parts=1)]
+    device = attn.qkv.weight.device
+    rows = group_major_order(H, d, G, parts=3).to(device)
+    cols = group_major_order(H, d, G, parts=1).to(device)
+    qkv_b = attn.qkv.bias
     return InferenceWeights(
-        *head, t(qkv_w[rows[0]]), pick(qkv_b, rows[0]), t(qkv_w[rows[1]]), pick(qkv_b, rows[1]),
-        t(proj_w[:, cols[0]]), t(proj_w[:, cols[1]]), attn.proj.bias,
-        t(fc1_w[:f]), pick(fc1_b, slice(None, f)), t(fc1_w[f:]), pick(fc1_b, slice(f, None)),
-        t(fc2_w[:, :f]), t(fc2_w[:, f:]), mlp.fc2.bias,
+        G, H, d // G, _qk_norm_params(attn.q_norm, G), _qk_norm_params(attn.k_norm, G), mlp.act,
+        attn.qkv.weight[rows].t().contiguous(), None if qkv_b is None else qkv_b[rows].contiguous(),
+        attn.proj.weight[:, cols].t().contiguous(), attn.proj.bias,
+        mlp.fc1.weight.t().contiguous(), mlp.fc1.bias, mlp.fc2.weight.t().contiguous(), mlp.fc2.bias,
     )
 
 
@@ -227,14 +208,24 @@ def _activate_(act: nn.Module, t: Tensor) -> Tensor:
     return act(t)
 
 
+def _norm_group_major(t: Tensor, params: Optional[tuple], groups: slice) -> Tensor:
+    """A grouped q/k norm on t (B, g, H, N, dg) whose groups are ``groups`` of the norm's."""
+    if params is None:
+        return t
+    weight, bias, eps = params
+    return grouped_layer_norm(t.transpose(1, 2), None if weight is None else weight[groups],
+                              None if bias is None else bias[groups], eps).transpose(1, 2)
+
+
 def attention_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] = None,
                         valid: Optional[Tensor] = None, num_read_only: int = 0) -> Tensor:
     """Grouped attention with groups 2..G only for the kept tokens, in ``eval``.
 
     Group 1 runs on every token; the kept tokens are gathered, run groups 2..G among
     themselves (the others are no key or value there), and their share of the output
-    projection is added at their positions. The first ``num_read_only`` tokens are queries
-    only, no key or value, in every group; they must lead every row of ``index``.
+    projection is added at their positions. The first ``num_read_only`` tokens are queries only, no key or value, in every
+    group; they must lead every row of ``index``. (At batch 1 AdaColViT runs the compiled
+    ``adaprune.ops.grouped_sublayer_one`` instead: the same computation.)
 
     Args:
         h: (B, N, C) normalised tokens.
@@ -246,35 +237,37 @@ def attention_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] 
         (B, N, C) after the output projection.
     """
     B, N, _ = h.shape
-    H, G, dg = w.heads, w.groups, w.group_dim
-    normed = w.q_norm is not None or w.k_norm is not None
-    q, k, v = linear_t(h, w.qkv, w.qkv_bias).view(B, N, 3, H, dg).permute(2, 0, 3, 1, 4).unbind(0)
-    if normed:
-        q = _norm_groups(q.unsqueeze(2), w.q_norm, slice(0, 1)).squeeze(2)
-        k = _norm_groups(k.unsqueeze(2), w.k_norm, slice(0, 1)).squeeze(2)
-    out = read_only_attention(q, k, v, num_read_only)
-    out = linear_t(out.transpose(1, 2).reshape(B, N, H * dg), w.proj, w.proj_bias)
-    if w.qkv_rest is None:
+    H, G, dg, r = w.heads, w.groups, w.group_dim, num_read_only
+    c1, p1 = 3 * H * dg, H * dg  # group 1's qkv columns and projection rows
+    q, k, v = linear_t(h, w.qkv[:, :c1], _head(w.qkv_bias, c1)).view(B, N, 1, 3, H, dg).permute(3, 0, 2, 4, 1, 5).unbind(0)
+    q, k = _norm_group_major(q, w.q_norm, slice(0, 1)), _norm_group_major(k, w.k_norm, slice(0, 1))
+    out = read_only_attention(q[:, 0], k[:, 0], v[:, 0], r)
+    out = linear_t(out.transpose(1, 2).reshape(B, N, p1), w.proj[:p1], w.proj_bias)
+    if G == 1 or (index is not None and index.shape[1] <= r):  # nothing more, or no key left in groups 2..G
         return out
-
-    if index is not None and index.shape[1] <= num_read_only:
-        return out  # no key left in groups 2..G: nothing to add
     hk = h if index is None else gather_tokens(h, index)
     K = hk.shape[1]
-    q, k, v = (linear_t(hk, w.qkv_rest, w.qkv_rest_bias).view(B, K, 3, H * (G - 1), dg)
-               .permute(2, 0, 3, 1, 4).unbind(0))  # (B, H * (G-1), K, dg)
-    if normed:
-        q = _norm_groups(q.unflatten(1, (H, G - 1)), w.q_norm, slice(1, None)).flatten(1, 2)
-        k = _norm_groups(k.unflatten(1, (H, G - 1)), w.k_norm, slice(1, None)).flatten(1, 2)
+    q, k, v = (linear_t(hk, w.qkv[:, c1:], _tail(w.qkv_bias, c1)).view(B, K, G - 1, 3, H, dg)
+               .permute(3, 0, 2, 4, 1, 5).unbind(0))  # (B, G-1, H, K, dg)
+    q, k = _norm_group_major(q, w.q_norm, slice(1, None)), _norm_group_major(k, w.k_norm, slice(1, None))
     mask = None if valid is None else valid[:, None, None, :]
-    rest = read_only_attention(q, k, v, num_read_only, mask)
-    rest = linear_t(rest.transpose(1, 2).reshape(B, K, -1), w.proj_rest)
+    rest = read_only_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), r, mask)
+    rest = linear_t(rest.transpose(1, 2).reshape(B, K, -1), w.proj[p1:])
     return out.add_(rest) if index is None else add_tokens(out, index, rest, valid)
+
+
+def _head(bias: Optional[Tensor], n: int) -> Optional[Tensor]:
+    return None if bias is None else bias[:n]
+
+
+def _tail(bias: Optional[Tensor], n: int) -> Optional[Tensor]:
+    return None if bias is None else bias[n:]
 
 
 def mlp_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] = None,
                   valid: Optional[Tensor] = None) -> Tensor:
-    """Grouped FFN with hidden groups 2..G only for the kept tokens, in ``eval``.
+    """Grouped FFN with hidden groups 2..G only for the kept tokens, in ``eval`` (with every
+    token kept, the FFN itself).
 
     Args:
         h: (B, N, C) normalised tokens.
@@ -285,9 +278,9 @@ def mlp_inference(h: Tensor, w: InferenceWeights, index: Optional[Tensor] = None
     Returns:
         (B, N, C).
     """
-    out = linear_t(_activate_(w.act, linear_t(h, w.fc1, w.fc1_bias)), w.fc2, w.fc2_bias)
-    if w.fc1_rest is None:
-        return out
-    hk = h if index is None else gather_tokens(h, index)
-    rest = linear_t(_activate_(w.act, linear_t(hk, w.fc1_rest, w.fc1_rest_bias)), w.fc2_rest)
-    return out.add_(rest) if index is None else add_tokens(out, index, rest, valid)
+    if index is None or w.groups == 1:
+        return linear_t(_activate_(w.act, linear_t(h, w.fc1, w.fc1_bias)), w.fc2, w.fc2_bias)
+    f = w.fc1.shape[1] // w.groups
+    out = linear_t(_activate_(w.act, linear_t(h, w.fc1[:, :f], _head(w.fc1_bias, f))), w.fc2[:f], w.fc2_bias)
+    hidden = _activate_(w.act, linear_t(gather_tokens(h, index), w.fc1[:, f:], _tail(w.fc1_bias, f)))
+    return add_tokens(out, index, linear_t(hidden, w.fc2[f:]), valid)
