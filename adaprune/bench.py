@@ -30,7 +30,7 @@ from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
 __all__ = ["latency_ms", "time_many", "time_pair", "BenchResult", "compare", "format_result", "sublayer_breakdown",
-           "format_breakdown", "parse_options", "run", "main"]
+           "prepared_steps_ms", "format_breakdown", "parse_options", "run", "main"]
 
 
 @contextlib.contextmanager
@@ -212,6 +212,37 @@ def sublayer_breakdown(dense: nn.Module, wrapped: nn.Module, patch_keep: float =
     ]
 
 
+def prepared_steps_ms(dense: nn.Module, wrapped: nn.Module, x: Tensor, threads: int = 1, warmup: int = 10,
+                      runs: int = 50) -> tuple[float, float]:
+    """Dense latency against the wrapped model's prepared block steps run back to back.
+
+    The steps (``BlockGate.prepare_inference``) are prepared once, outside the timing, and run
+    with the embedding and final norm around them: what a forward costs without preparing the
+    steps, collecting the decisions or writing the record. The gap to the full forward is the
+    Python work per forward; the ratio to dense is the most the kernels can give.
+
+    Returns:
+        (dense ms, steps ms), medians of interleaved runs on ``x[:1]``.
+    """
+    from adaprune.policy import get_policy
+
+    dense, wrapped = dense.eval(), wrapped.eval()
+    single = x[:1]
+    with torch.inference_mode():
+        tokens = wrapped.adaprune_tokens(wrapped._pos_embed(wrapped.patch_embed(single)))
+        steps = [b.adaprune_gate.prepare_inference(b, tokens, get_policy(wrapped)) for b in wrapped.blocks]
+    if any(step is None for step in steps):
+        raise ValueError("this wrapped model's gates prepare no inference steps at batch 1")
+
+    def run_steps(images: Tensor) -> Tensor:
+        t = wrapped.adaprune_tokens(wrapped._pos_embed(wrapped.patch_embed(images)))
+        for step in steps:
+            t = step(t)[0]
+        return wrapped.norm(t)
+
+    return time_pair(dense.forward_features, run_steps, single, threads, warmup, runs)
+
+
 def format_breakdown(rows: Sequence[tuple[str, float, float, float]]) -> str:
     """The breakdown as a small table: time ratio beside FLOPs ratio per row."""
     lines = [f"{'batch 1, first block':<38}{'dense ms':>9}{'grouped ms':>11}{'time':>7}{'FLOPs':>7}"]
@@ -273,6 +304,11 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     print(format_result(result))
     if args.breakdown:
         print(format_breakdown(sublayer_breakdown(dense, wrapped, args.patch_keep, args.threads)))
+        with policy(wrapped, args.policy, **({"patch_keep": args.patch_keep, "layer_keep": args.layer_keep}
+                                              if args.policy == "random" else {})):
+            dense_ms, steps_ms = prepared_steps_ms(dense, wrapped, x, args.threads, args.warmup, args.runs)
+        print(f"prepared block steps alone, batch 1: {dense_ms:.2f} ms dense, {steps_ms:.2f} ms wrapped, "
+              f"{dense_ms / steps_ms:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result.as_dict(), f, indent=2)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
-from adaprune.bench import run
+import pytest
+import timm
+import torch
+
+import adaprune
+from adaprune.bench import format_breakdown, parse_options, prepared_steps_ms, run, sublayer_breakdown
+from tests.conftest import tiny_vit
 
 
 def test_bench_cli_writes_a_consistent_result(tmp_path, capsys):
@@ -20,9 +27,6 @@ def test_bench_cli_writes_a_consistent_result(tmp_path, capsys):
 
 
 def test_options_parse_as_literals_and_reject_bare_words():
-    from adaprune.bench import parse_options
-    import pytest
-
     assert parse_options(["keep_rate=0.7", "layers=(3, 6, 9)", "name=abc"]) == {
         "keep_rate": 0.7, "layers": (3, 6, 9), "name": "abc"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -36,14 +40,6 @@ def test_bench_cli_takes_a_method_and_its_options(tmp_path):
 
 
 def test_breakdown_rows_compare_grouped_with_dense_sublayers():
-    import copy
-
-    import pytest
-    import timm
-
-    import adaprune
-    from adaprune.bench import format_breakdown, sublayer_breakdown
-
     dense = timm.create_model("vit_tiny_patch16_224", img_size=64, in_chans=4, num_classes=0, global_pool="")
     wrapped = adaprune.wrap(copy.deepcopy(dense), patch_groups=2)
     rows = sublayer_breakdown(dense, wrapped, patch_keep=0.5, warmup=1, runs=3)
@@ -52,3 +48,14 @@ def test_breakdown_rows_compare_grouped_with_dense_sublayers():
     assert "FLOPs" in format_breakdown(rows)
     with pytest.raises(ValueError, match="patch_groups >= 2"):
         sublayer_breakdown(dense, adaprune.wrap(copy.deepcopy(dense), patch_groups=1))
+
+
+def test_prepared_steps_time_against_dense_and_need_steps():
+    dense = tiny_vit(depth=2)
+    wrapped = adaprune.wrap(copy.deepcopy(dense), patch_groups=2)
+    x = torch.randn(1, 4, 32, 32)
+    dense_ms, steps_ms = prepared_steps_ms(dense, wrapped, x, warmup=1, runs=3)
+    assert dense_ms > 0 and steps_ms > 0
+    qk = adaprune.wrap(tiny_vit(depth=2, qk_norm=True), patch_groups=2)  # q/k norms: no compiled step
+    with pytest.raises(ValueError, match="prepare no inference steps"):
+        prepared_steps_ms(dense, qk, x, warmup=1, runs=1)

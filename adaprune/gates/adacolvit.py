@@ -89,16 +89,15 @@ def adacolvit_block_one(
     that runs (``adaprune.ops.grouped_sublayer_one``). Random draws come in the training
     path's order, so that both decide alike under a seed.
 
+    The arguments after ``x``: the policy (``policy`` as ``adaprune.ops.POLICY_CODES``,
+    ``patch_keep``, ``layer_keep``); the layer-skip decision layer (``layer_weight`` (2, C) and
+    ``layer_bias``, None without layer skip); ``grouped``, whether the block makes patch
+    decisions (G > 1); per sub-layer (1: attention, 2: FFN) its LayerNorm, LayerScale gamma
+    (or None) and patch decision layer (1, C); then ``prefix`` ... ``act`` as
+    ``grouped_sublayer_one`` takes them, and the block's ``InferenceWeights`` tensors.
+
     Args:
         x: (1, N, C) tokens, policy token first.
-        policy, patch_keep, layer_keep: the policy (``adaprune.ops.POLICY_CODES``).
-        layer_weight, layer_bias: the layer-skip decision layer (2, C), or None (no skip).
-        grouped: whether the block makes patch decisions (G > 1).
-        norm*_weight, norm*_bias, norm*_eps, gamma*, decision*_weight, decision*_bias: the
-            attention (1) and FFN (2) sub-layers' LayerNorm, LayerScale (or None) and patch
-            decision layer (1, C).
-        prefix, num_read_only, groups, heads, group_dim, act: as ``grouped_sublayer_one``.
-        qkv ... fc2_bias: the block's ``InferenceWeights``.
 
     Returns:
         The new x, the (1, 2) sub-layers run and the (1, 2, Np) bool patch keep masks (None
