@@ -67,9 +67,7 @@ class AdaptiveViTMixin:
         if x.ndim != 4 or (in_chans is not None and x.shape[1] != in_chans):
             raise ValueError(f"expected images (B, {in_chans or 'C'}, H, W), got a tensor of shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
-        if self.adaprune_tokens is not None:
-            x = self.adaprune_tokens(x)
+        x = self._embed_tokens(x)
         skip = info.layout.num_method_tokens
         policy = get_policy(self)
         blocks = self.blocks if stop_index is None else self.blocks[:stop_index + 1]
@@ -95,6 +93,11 @@ class AdaptiveViTMixin:
             grid_size=self._grid((height, width)),
         )
         return x[:, skip:], intermediates
+
+    def _embed_tokens(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> the first block's tokens (B, N, C), the method's in front."""
+        x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
+        return x if self.adaprune_tokens is None else self.adaprune_tokens(x)
 
     def _grid(self, size: tuple[int, int]) -> tuple[int, int]:
         if hasattr(self.patch_embed, "dynamic_feat_size"):

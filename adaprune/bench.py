@@ -229,13 +229,13 @@ def prepared_steps_ms(dense: nn.Module, wrapped: nn.Module, x: Tensor, threads: 
     dense, wrapped = dense.eval(), wrapped.eval()
     single = x[:1]
     with torch.inference_mode():
-        tokens = wrapped.adaprune_tokens(wrapped._pos_embed(wrapped.patch_embed(single)))
+        tokens = wrapped._embed_tokens(single)
         steps = [b.adaprune_gate.prepare_inference(b, tokens, get_policy(wrapped)) for b in wrapped.blocks]
     if any(step is None for step in steps):
         raise ValueError("this wrapped model's gates prepare no inference steps at batch 1")
 
     def run_steps(images: Tensor) -> Tensor:
-        t = wrapped.adaprune_tokens(wrapped._pos_embed(wrapped.patch_embed(images)))
+        t = wrapped._embed_tokens(images)
         for step in steps:
             t = step(t)[0]
         return wrapped.norm(t)

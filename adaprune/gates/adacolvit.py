@@ -182,12 +182,13 @@ class AdaColViT(BlockGate):
                           policy: Policy) -> Optional[Callable[[Tensor], tuple[Tensor, BlockDecision]]]:
         """At batch 1, on a block the one-sample kernel covers: one compiled call
         (``adacolvit_block_one``); otherwise None."""
-        if self.training or x.shape[0] != 1 or not self._plain or torch.jit.is_tracing():
+        if self.training or x.shape[0] != 1 or not self._plain:
             return None
         args = self._eval_state(block)[1]
         if not args:
             return None
-        kernel = scripted(adacolvit_block_one)
+        # eager while traced, so that tracers (fvcore) see the kernel's ops
+        kernel = adacolvit_block_one if torch.jit.is_tracing() else scripted(adacolvit_block_one)
         head = (POLICY_CODES[policy.mode], policy.patch_keep, policy.layer_keep)
         cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
 
@@ -199,13 +200,9 @@ class AdaColViT(BlockGate):
 
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
-        if not self.training and x.shape[0] == 1 and self._plain:
-            args = self._eval_state(block)[1]
-            if args:  # one compiled call for the block (eager while traced, so that tracers see its ops)
-                kernel = adacolvit_block_one if torch.jit.is_tracing() else scripted(adacolvit_block_one)
-                x, run, masks = kernel(x, POLICY_CODES[policy.mode], policy.patch_keep, policy.layer_keep, *args)
-                return x, BlockDecision(run, masks, functools.partial(self._gflops, x.shape[1],
-                                                                      policy.mode == "learned"))
+        step = self.prepare_inference(block, x, policy)
+        if step is not None:  # at batch 1, one compiled call
+            return step(x)
         B = x.shape[0]
         temperature = self.config.temperature
         if self.layer is not None:
