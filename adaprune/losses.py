@@ -2,36 +2,58 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 from adaprune.config import wrap_info
 from adaprune.record import last_record
 
-__all__ = ["sparsity_loss", "budget_loss"]
+__all__ = ["sparsity_loss", "budget_loss", "BUDGET_REDUCTIONS"]
+
+BudgetReduction = Literal["sample", "batch"]
+BUDGET_REDUCTIONS: tuple[str, ...] = ("sample", "batch")
 
 
-def budget_loss(patch_keep: Tensor, layer_keep: Tensor, beta_patch: float, beta_layer: float) -> Tensor:
+def budget_loss(patch_keep: Tensor, layer_keep: Tensor, beta_patch: float, beta_layer: float,
+                reduction: BudgetReduction = "sample") -> Tensor:
     """AdaColViT's sparsity loss (eq. 13) from per-sample keep ratios.
 
-    ``(patch_keep - beta_patch)^2 + (layer_keep - beta_layer)^2``, averaged over the batch.
+    ``reduction="sample"`` holds every sample to the budget,
+    ``mean_b[(patch_keep_b - beta_patch)^2 + (layer_keep_b - beta_layer)^2]``;
+    ``reduction="batch"`` holds only the batch mean to it,
+    ``(mean_b patch_keep_b - beta_patch)^2 + (mean_b layer_keep_b - beta_layer)^2``, so an easy
+    image may spend less than the budget and a hard one more (AdaViT / A-ViT practice; the
+    paper's eq. 13 does not say which of the two it means).
 
     Args:
         patch_keep: (B,) fraction of tokens computed at full width, over the sub-layers run.
         layer_keep: (B,) fraction of sub-layers run.
         beta_patch: target fraction of tokens at full width, in [0, 1].
         beta_layer: target fraction of sub-layers run, in [0, 1].
+        reduction: ``"sample"`` (each sample meets the budget) or ``"batch"`` (their mean does).
+
+    Returns:
+        Scalar loss.
     """
     for name, beta in (("beta_patch", beta_patch), ("beta_layer", beta_layer)):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {beta!r}")
-    return ((patch_keep - beta_patch) ** 2 + (layer_keep - beta_layer) ** 2).mean()
+    if reduction == "sample":
+        return ((patch_keep - beta_patch) ** 2 + (layer_keep - beta_layer) ** 2).mean()
+    if reduction == "batch":
+        return (patch_keep.mean() - beta_patch) ** 2 + (layer_keep.mean() - beta_layer) ** 2
+    raise ValueError(f"reduction must be one of {', '.join(BUDGET_REDUCTIONS)}, got {reduction!r}")
 
 
-def sparsity_loss(vit: nn.Module, beta_patch: float = 0.5, beta_layer: float = 0.8) -> Tensor:
+def sparsity_loss(vit: nn.Module, beta_patch: float = 0.5, beta_layer: float = 0.8,
+                  reduction: BudgetReduction = "sample") -> Tensor:
     """Sparsity loss of the last forward of a wrapped ViT (paper eq. 13), on the keep ratios
     its record reports; call it after a training-mode forward so that gradients flow.
 
     A term whose gate is off (``patch_groups=1`` or ``layer_skip=False``) is constant 0.
+    ``reduction`` is ``budget_loss``'s: per sample (``"sample"``) or on the batch mean
+    (``"batch"``, which lets compute differ between images).
     """
     record = last_record(vit)
     config = wrap_info(vit).config
@@ -40,4 +62,4 @@ def sparsity_loss(vit: nn.Module, beta_patch: float = 0.5, beta_layer: float = 0
         beta_patch = 1.0  # no token decisions: nothing to push
     if not getattr(config, "layer_skip", True):
         beta_layer = 1.0
-    return budget_loss(patch, layer, beta_patch, beta_layer)
+    return budget_loss(patch, layer, beta_patch, beta_layer, reduction)

@@ -5,7 +5,7 @@ whether to run the block, which attention heads to use and which patch tokens to
 Decisions are independent from block to block (a token skipped by one block may be used by the
 next), so no state is carried over depth. Registered as ``adaprune.wrap(vit, method="adavit")``.
 
-    >>> import baselines.adavit  # registers the method
+    >>> import adaprune_baselines.adavit  # registers the method
     >>> vit = adaprune.wrap(vit, method="adavit")
     >>> feats = vit.forward_features(x)
     >>> loss = task_loss + 2.0 * usage_loss(vit)  # the paper's usage-ratio losses

@@ -12,9 +12,9 @@ with ``output="last"`` it is its last block output. The ponder cost ``rho_k = L_
 (blocks run plus remainder) and the per-block halting scores travel block to block in
 ``BlockDecision.state`` and feed the two losses of the paper.
 
-    >>> import baselines.avit  # registers the method
+    >>> import adaprune_baselines.avit  # registers the method
     >>> adaprune.wrap(vit, method="avit", beta=-10.0)
-    >>> loss = task_loss + baselines.avit.ponder_loss(vit) + baselines.avit.distribution_prior_loss(vit)
+    >>> loss = task_loss + adaprune_baselines.avit.ponder_loss(vit) + adaprune_baselines.avit.distribution_prior_loss(vit)
 """
 
 from __future__ import annotations

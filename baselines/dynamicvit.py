@@ -7,9 +7,9 @@ masks attention so that a dropped token is no key or value; inference keeps the 
 gathers those tokens, runs the remaining blocks on them alone and scatters them back. A dropped
 token keeps its last representation at its position (dense output for pixel prediction).
 
-    >>> import baselines.dynamicvit  # registers the method
+    >>> import adaprune_baselines.dynamicvit  # registers the method
     >>> adaprune.wrap(vit, method="dynamicvit", keep_rate=0.7)
-    >>> loss = task_loss + baselines.dynamicvit.dynamicvit_loss(vit)
+    >>> loss = task_loss + adaprune_baselines.dynamicvit.dynamicvit_loss(vit)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import torch
 from timm.layers import DropPath
 from torch import Tensor, nn
 
-from baselines.swinir import (WindowAttention, additive_mask, check_image, init_transformer_weights, pad_to_multiple,
+from adaprune_baselines.swinir import (WindowAttention, additive_mask, check_image, init_transformer_weights, pad_to_multiple,
                               window_partition, window_reverse)
 
 __all__ = [

@@ -5,7 +5,7 @@ installed package can also declare its methods as entry points, so that ``wrap``
 ``list_gates`` find them without an import::
 
     [project.entry-points."adaprune.methods"]
-    dynamicvit = "baselines.dynamicvit"
+    dynamicvit = "adaprune_baselines.dynamicvit"
 """
 
 from __future__ import annotations

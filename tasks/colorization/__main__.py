@@ -1,8 +1,8 @@
-"""``python -m tasks.colorization``: the ``adacolor`` program (also under torchrun's ``-m``)."""
+"""``python -m adacolor``: the ``adacolor`` program (also under torchrun's ``-m``)."""
 
 import sys
 
-from tasks.colorization.cli import main
+from adacolor.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,16 +19,16 @@ from torch import Tensor
 
 import adaprune
 from adaprune.bench import latency_ms
-from tasks.colorization.model import Colorizer, colorizer_gflops, create_colorizer, load_colorizer
+from adacolor.model import Colorizer, colorizer_gflops, create_colorizer, load_colorizer
 
 __all__ = ["bench_input", "bench_model", "format_table", "run_bench"]
 
 
 def bench_input(size: int, hints: int = 10, seed: int = 0) -> Tensor:
     """(1, 4, size, size): scikit-image's astronaut with ``hints`` hints drawn from ``seed``."""
-    from tasks.colorization.color import lab_split
-    from tasks.colorization.data import sample_photos
-    from tasks.colorization.hints import make_eval_hint_sets, model_input, render_hints
+    from adacolor.color import lab_split
+    from adacolor.data import sample_photos
+    from adacolor.hints import make_eval_hint_sets, model_input, render_hints
 
     rgb = sample_photos(size)[0]["rgb"][None]
     l_norm, ab = lab_split(rgb)

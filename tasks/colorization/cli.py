@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tasks.colorization.config import make_config
-    from tasks.colorization.train import train
+    from adacolor.config import make_config
+    from adacolor.train import train
 
     config = make_config(args.recipe, args.overrides)
     result = train(config, args.out, resume=not args.no_resume)
@@ -108,8 +108,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tasks.colorization.evaluate import run_evaluation
-    from tasks.colorization.model import load_colorizer
+    from adacolor.evaluate import run_evaluation
+    from adacolor.model import load_colorizer
 
     model = load_colorizer(args.checkpoint)
     result = run_evaluation(model, args.data, args.out, ks=args.hints, num_images=args.images, seed=args.seed,
@@ -123,7 +123,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _colorize(args: argparse.Namespace) -> int:
-    from tasks.colorization.colorize import colorize_file
+    from adacolor.colorize import colorize_file
 
     paths = colorize_file(args.image, args.checkpoint, args.out, hint_file=args.hint_file,
                           random_hints=args.random_hints, figure=args.figure, seed=args.seed)
@@ -133,7 +133,7 @@ def _colorize(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tasks.colorization.bench import run_bench
+    from adacolor.bench import run_bench
 
     run_bench(args.models, args.checkpoint, args.out, args.image_size, args.threads, args.warmup, args.runs,
               args.policy, args.patch_keep, args.layer_keep)
@@ -141,12 +141,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.colorization.colorize import colorize_file, save_image
-    from tasks.colorization.config import make_config
-    from tasks.colorization.data import sample_photos
-    from tasks.colorization.evaluate import run_evaluation
-    from tasks.colorization.model import load_colorizer
-    from tasks.colorization.train import train
+    from adacolor.colorize import colorize_file, save_image
+    from adacolor.config import make_config
+    from adacolor.data import sample_photos
+    from adacolor.evaluate import run_evaluation
+    from adacolor.model import load_colorizer
+    from adacolor.train import train
 
     out = Path(args.out)
     start = time.perf_counter()
@@ -171,8 +171,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tasks.colorization.config import list_recipes
-    from tasks.colorization.model import list_colorizers
+    from adacolor.config import list_recipes
+    from adacolor.model import list_colorizers
 
     print("recipes: " + ", ".join(list_recipes()))
     print("models:  " + ", ".join(list_colorizers()))

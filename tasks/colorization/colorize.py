@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import adaprune
-from tasks.colorization.color import AB_SCALE, lab_merge, lab_split, rgb_to_lab
-from tasks.colorization.model import Colorizer
+from adacolor.color import AB_SCALE, lab_merge, lab_split, rgb_to_lab
+from adacolor.model import Colorizer
 
 __all__ = [
     "UserHint",
@@ -180,14 +180,14 @@ def colorize(model: Colorizer, rgb: Tensor, hints: Sequence[UserHint]) -> dict[s
 
 def model_gflops(model: Colorizer) -> float:
     """GFLOPs of the model's last forward (batch 1)."""
-    from tasks.colorization.model import colorizer_gflops
+    from adacolor.model import colorizer_gflops
 
     return float(colorizer_gflops(model, 1)[0])
 
 
 def load_image(path: Union[str, Path]) -> Tensor:
     """(3, H, W) RGB in [0, 1] from any image file PIL reads (greyscale, CMYK, palette, alpha)."""
-    from tasks.colorization.data import load_rgb
+    from adacolor.data import load_rgb
 
     path = Path(path)
     if not path.is_file():
@@ -262,7 +262,7 @@ def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorize
     Returns:
         ``{"colorized": out, "figure": figure}`` (figure only when asked).
     """
-    from tasks.colorization.model import load_colorizer
+    from adacolor.model import load_colorizer
 
     if (hint_file is None) == (random_hints is None):
         raise ValueError("give exactly one of a hint file (--hints) or a number of random hints (--random-hints)")

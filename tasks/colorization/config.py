@@ -49,6 +49,8 @@ class TrainConfig:
     sparsity_weight: float = 1.0           # weight of the sparsity loss (adaptive models)
     beta_patch: Optional[float] = None     # target patch keep ratio; None: the model's (0.5)
     beta_layer: Optional[float] = None     # target layer keep ratio; None: the model's (0.8)
+    budget: str = "sample"                 # sparsity budget per "sample" (eq. 13 as written) or on the
+                                           # "batch" mean (lets compute follow the image)
     # data
     data: str = "samples"                  # training image folder, or "samples" (scikit-image photos)
     val_data: Optional[str] = None         # validation folder (or "samples"); None: same as data
@@ -79,7 +81,7 @@ class TrainConfig:
     device: str = "auto"                   # auto (cuda if present), cpu, cuda
 
     def __post_init__(self) -> None:
-        from tasks.colorization.model import list_colorizers
+        from adacolor.model import list_colorizers
 
         if self.model not in list_colorizers():
             raise ValueError(f"model: unknown colorizer {self.model!r}; known: {', '.join(list_colorizers())}")
@@ -106,6 +108,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1] or none, got {value!r}")
         if (self.lr is not None and not self.lr > 0) or not self.blr > 0:
             raise ValueError(f"lr and blr must be > 0, got lr={self.lr!r}, blr={self.blr!r}")
+        if self.budget not in ("sample", "batch"):
+            raise ValueError(f"budget must be sample or batch, got {self.budget!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

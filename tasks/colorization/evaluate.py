@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.colorization.model import Colorizer, colorizer_gflops
+from adacolor.model import Colorizer, colorizer_gflops
 
 __all__ = ["evaluate", "hint_sets_for", "markdown_table", "run_evaluation"]
 
@@ -47,9 +47,9 @@ def evaluate(
         ``{"images": n, "psnr@k": mean dB, "lpips@k": mean, "gflops@k": mean per image,
         "gflops": mean over all k}``; GFLOPs are those the decisions actually cost.
     """
-    from tasks.colorization.color import lab_merge, lab_split
-    from tasks.colorization.hints import model_input, render_hints
-    from tasks.colorization.metrics import psnr
+    from adacolor.color import lab_merge, lab_split
+    from adacolor.hints import model_input, render_hints
+    from adacolor.metrics import psnr
 
     model.eval()
     device = torch.device(device)
@@ -95,7 +95,7 @@ def hint_sets_for(path: Path, num_images: int, size: int, ks: Sequence[int], hin
     Raises:
         ValueError: the stored sets do not fit (other image count or size, a k missing).
     """
-    from tasks.colorization.hints import load_hint_sets, make_eval_hint_sets, save_hint_sets
+    from adacolor.hints import load_hint_sets, make_eval_hint_sets, save_hint_sets
 
     if path.is_file():
         sets = load_hint_sets(path)
@@ -132,7 +132,7 @@ def _lpips_metric(net: Optional[str], device: torch.device) -> tuple[Optional[nn
     """(metric, note): ``auto`` uses AlexNet-LPIPS when its weights are present, else skips."""
     if net in (None, "none"):
         return None, None
-    from tasks.colorization.lpips import LPIPS
+    from adacolor.lpips import LPIPS
 
     try:
         return LPIPS(net="alex" if net == "auto" else net).to(device).eval(), None
@@ -168,7 +168,7 @@ def run_evaluation(
         device: where it runs.
         name: the model's label in the table.
     """
-    from tasks.colorization.data import evenly_spaced, image_dataset
+    from adacolor.data import evenly_spaced, image_dataset
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

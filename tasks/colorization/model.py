@@ -119,19 +119,19 @@ for _name, _timm_name, _depth in (("adacolvit-t", "vit_tiny_patch16_224", 12),
 # budget losses toward about 84% of the dense compute (the paper compares them at ~1.2 of
 # iColoriT-T's 1.43 GFLOPs). Their gates live in ``baselines`` (adaprune methods).
 def _dynamicvit_loss(backbone: nn.Module) -> Tensor:
-    from baselines.dynamicvit import dynamicvit_loss
+    from adaprune_baselines.dynamicvit import dynamicvit_loss
     return dynamicvit_loss(backbone)
 
 
 def _avit_loss(backbone: nn.Module) -> Tensor:
-    from baselines.avit import distribution_prior_loss, ponder_loss
+    from adaprune_baselines.avit import distribution_prior_loss, ponder_loss
     depth = len(backbone.blocks)
     target = min(max(1.0, AVIT_TARGET_DEPTH_FRACTION * depth), depth - 1.0)
     return ponder_loss(backbone) + distribution_prior_loss(backbone, target_depth=target)
 
 
 def _adavit_loss(backbone: nn.Module) -> Tensor:
-    from baselines.adavit import usage_loss
+    from adaprune_baselines.adavit import usage_loss
     return usage_loss(backbone, **ADAVIT_TARGETS)
 
 
@@ -147,8 +147,8 @@ register_colorizer(ColorizerSpec("adavit-t", "vit_tiny_patch16_224", 12, adaptiv
                                  method_loss=_adavit_loss))
 
 # The paper's restoration-transformer colorizers (Table 2, Figure 4), written in ``baselines``.
-for _name, _factory in (("swinir-s", "baselines.swinir:swinir_s"), ("swinir-t", "baselines.swinir:swinir_t"),
-                        ("uformer-s", "baselines.uformer:uformer_s"), ("uformer-t", "baselines.uformer:uformer_t")):
+for _name, _factory in (("swinir-s", "adaprune_baselines.swinir:swinir_s"), ("swinir-t", "adaprune_baselines.swinir:swinir_t"),
+                        ("uformer-s", "adaprune_baselines.uformer:uformer_s"), ("uformer-t", "adaprune_baselines.uformer:uformer_t")):
     register_colorizer(ColorizerSpec(_name, network=_factory))
 
 

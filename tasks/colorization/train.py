@@ -1,7 +1,7 @@
 """Training: AdamW with warm-up and cosine decay, periodic PSNR, atomic resumable checkpoints.
 
     adacolor train --recipe cpu-icolorit-t --out runs/tiny        # one process
-    torchrun --nproc_per_node=2 -m tasks.colorization train --recipe smoke --out runs/ddp
+    torchrun --nproc_per_node=2 -m adacolor train --recipe smoke --out runs/ddp
 
 Everything random is a function of the seed and of where the run is, so that a resumed run
 equals an uninterrupted one bit for bit (CPU, same thread count), and W processes equal one at
@@ -30,10 +30,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from tasks.colorization.config import TrainConfig, config_dict, save_config
-from tasks.colorization.data import evenly_spaced, image_dataset
-from tasks.colorization.loss import colorization_loss
-from tasks.colorization.model import Colorizer, colorizer_state, create_colorizer
+from adacolor.config import TrainConfig, config_dict, save_config
+from adacolor.data import evenly_spaced, image_dataset
+from adacolor.loss import colorization_loss
+from adacolor.model import Colorizer, colorizer_state, create_colorizer
 
 __all__ = [
     "epoch_order",
@@ -91,8 +91,8 @@ class HintedItems(Dataset):
         return len(self.images)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
-        from tasks.colorization.color import lab_split
-        from tasks.colorization.hints import model_input, sample_hints
+        from adacolor.color import lab_split
+        from adacolor.hints import model_input, sample_hints
 
         index, seed = key
         with torch.random.fork_rng(devices=[]):
@@ -261,7 +261,8 @@ def train_one_epoch(
         pred = model(x)
         terms = colorization_loss(bare, pred, target, delta=config.huber_delta,
                                   sparsity_weight=config.sparsity_weight,
-                                  beta_patch=config.beta_patch, beta_layer=config.beta_layer)
+                                  beta_patch=config.beta_patch, beta_layer=config.beta_layer,
+                                  budget=config.budget)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip_grad is not None:
@@ -352,8 +353,8 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
         ``{"step", "out_dir", "checkpoint", "metrics" (the last evaluation; empty off rank 0),
         "train" (mean loss terms of the last epoch run), "stopped", "rank"}``.
     """
-    from tasks.colorization.evaluate import evaluate
-    from tasks.colorization.hints import HintConfig, make_eval_hint_sets
+    from adacolor.evaluate import evaluate
+    from adacolor.hints import HintConfig, make_eval_hint_sets
 
     out = Path(out_dir)
     context, started = _start_processes(config)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import adaprune
-from baselines.adavit import AdaViT, head_keep, usage_loss
+from adaprune_baselines.adavit import AdaViT, head_keep, usage_loss
 from tests.conftest import VARIANTS, record_and_fvcore_gflops, tiny_vit
 
 

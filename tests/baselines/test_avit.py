@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import adaprune
-from baselines import avit
-from baselines.avit import AViTConfig, HaltingState, depth_prior, halting_step
+from adaprune_baselines import avit
+from adaprune_baselines.avit import AViTConfig, HaltingState, depth_prior, halting_step
 from tests.conftest import record_and_fvcore_gflops, tiny_vit
 
 

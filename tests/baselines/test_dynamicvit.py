@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import adaprune
-from baselines.dynamicvit import (
+from adaprune_baselines.dynamicvit import (
     DynamicViTConfig,
     default_prune_layers,
     dynamicvit_loss,
@@ -91,7 +91,7 @@ def test_learned_hard_decisions_masked_equal_gathered():
     gathered = vit.forward_features(x)
     masks = [b.token_masks[:, 0] for b in adaprune.last_record(vit).blocks]
     from adaprune.gates.token_removal import block_forward
-    from baselines.dynamicvit import _masked_block
+    from adaprune_baselines.dynamicvit import _masked_block
 
     h = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
     P = vit.num_prefix_tokens

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from adaprune import fvcore_gflops
-from baselines.swinir import (SwinIR, SwinLayer, WindowAttention, additive_mask, relative_position_index,
+from adaprune_baselines.swinir import (SwinIR, SwinLayer, WindowAttention, additive_mask, relative_position_index,
                               shifted_window_mask, swinir_s, swinir_t, window_partition, window_reverse)
-from baselines.uformer import LeWinBlock, Uformer, padded_window_mask, uformer_s, uformer_t
+from adaprune_baselines.uformer import LeWinBlock, Uformer, padded_window_mask, uformer_s, uformer_t
 
 
 @pytest.fixture(autouse=True)

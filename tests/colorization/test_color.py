@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from skimage import data as skdata
 from skimage.color import rgb2lab
 
-from tasks.colorization.color import (AB_SCALE, L_CENTER, L_SCALE, denormalize_lab, lab_merge, lab_split,
+from adacolor.color import (AB_SCALE, L_CENTER, L_SCALE, denormalize_lab, lab_merge, lab_split,
                                       lab_to_rgb, normalize_lab, rgb_to_lab)
 
 

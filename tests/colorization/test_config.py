@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.colorization.config import (
+from adacolor.config import (
     TrainConfig,
     list_recipes,
     load_recipe,
@@ -15,7 +15,7 @@ from tasks.colorization.config import (
     parse_overrides,
     save_config,
 )
-from tasks.colorization.model import list_colorizers
+from adacolor.model import list_colorizers
 
 
 def test_shipped_recipes_load_and_cover_every_model() -> None:

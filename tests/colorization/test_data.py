@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from tasks.colorization.data import (
+from adacolor.data import (
     BadImageWarning,
     ImageFolder,
     ctest10k,

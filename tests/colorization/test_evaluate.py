@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.colorization.bench import run_bench
-from tasks.colorization.cli import main
-from tasks.colorization.colorize import (UserHint, colorize, colorize_file, load_image, load_user_hints,
+from adacolor.bench import run_bench
+from adacolor.cli import main
+from adacolor.colorize import (UserHint, colorize, colorize_file, load_image, load_user_hints,
                                          render_user_hints, save_image)
-from tasks.colorization.data import shared_data_root
-from tasks.colorization.evaluate import run_evaluation
-from tasks.colorization.model import colorizer_state, create_colorizer
+from adacolor.data import shared_data_root
+from adacolor.evaluate import run_evaluation
+from adacolor.model import colorizer_state, create_colorizer
 
 
 def _tiny(name: str = "icolorit-t"):
@@ -58,7 +58,7 @@ def test_evaluate_on_shared_images_with_saved_hint_sets(tmp_path: Path) -> None:
 
 def test_lpips_is_reported_when_asked(tmp_path: Path) -> None:
     _require_shared()
-    from tasks.colorization.lpips import default_cache_dir, fetch_weights
+    from adacolor.lpips import default_cache_dir, fetch_weights
 
     if not (default_cache_dir() / "alex.pth").is_file():
         fetch_weights()
@@ -73,7 +73,7 @@ def test_colorize_keeps_the_input_size_and_full_resolution_lightness(tmp_path: P
     result = colorize(model, rgb, [UserHint(10, 20, ab=(40.0, -20.0)), UserHint(3, 3)])
     assert result["rgb"].shape == (3, 37, 50)
     assert result["compute_map"].shape == (4, 4) and result["gflops"] > 0
-    from tasks.colorization.color import rgb_to_lab
+    from adacolor.color import rgb_to_lab
 
     light_in, light_out = rgb_to_lab(rgb[None])[:, 0], rgb_to_lab(result["rgb"][None])[:, 0]
     inside = (result["rgb"] > 0.02).all(0) & (result["rgb"] < 0.98).all(0)  # not clipped by the gamut

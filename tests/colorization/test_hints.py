@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.colorization.hints import (EVAL_COUNTS, HintConfig, draw_points, load_hint_sets, make_eval_hint_sets,
+from adacolor.hints import (EVAL_COUNTS, HintConfig, draw_points, load_hint_sets, make_eval_hint_sets,
                                       model_input, render_hints, sample_hints, save_hint_sets)
 
 SETTINGS = settings(max_examples=25, deadline=None)

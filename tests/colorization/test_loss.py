@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import adaprune
-from tasks.colorization.loss import colorization_loss, huber_loss
-from tasks.colorization.model import create_colorizer
+from adacolor.loss import colorization_loss, huber_loss
+from adacolor.model import create_colorizer
 
 SMALL = dict(image_size=32, patch_size=8, depth=1)
 

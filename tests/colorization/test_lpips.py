@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from torchvision.models import alexnet
 
-from tasks.colorization import lpips as lpips_module
-from tasks.colorization.data import shared_data_root
-from tasks.colorization.lpips import LPIPS, convert_checkpoint, default_cache_dir, fetch_weights, main
+from adacolor import lpips as lpips_module
+from adacolor.data import shared_data_root
+from adacolor.lpips import LPIPS, convert_checkpoint, default_cache_dir, fetch_weights, main
 
 REFERENCE_FILES = ("ex_ref.png", "ex_p0.png", "ex_p1.png")
 # The lpips package's test_network.py on these images, AlexNet, v0.1 (also in the data README).
@@ -162,12 +162,12 @@ def test_rejects_bad_inputs(alex: LPIPS, vgg: LPIPS) -> None:
 # -- weights files and conversion ------------------------------------------------------------------
 
 def test_missing_weights_say_how_to_fetch_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(FileNotFoundError, match="python -m tasks.colorization.lpips fetch") as error:
+    with pytest.raises(FileNotFoundError, match="python -m adacolor.lpips fetch") as error:
         LPIPS("vgg", tmp_path / "nowhere" / "vgg.pth")
     assert str(tmp_path / "nowhere") in str(error.value)
     monkeypatch.setenv("ADAPRUNE_CACHE", str(tmp_path / "cache"))
     assert default_cache_dir() == tmp_path / "cache" / "lpips"
-    with pytest.raises(FileNotFoundError, match="python -m tasks.colorization.lpips fetch"):
+    with pytest.raises(FileNotFoundError, match="python -m adacolor.lpips fetch"):
         LPIPS("alex")
     monkeypatch.delenv("ADAPRUNE_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "adaprune" / "lpips"
@@ -270,5 +270,5 @@ def test_command_line(weights: dict[str, Path], tmp_path: Path, capsys: pytest.C
     assert main(["score", str(folder / "ex_ref.png"), str(folder / "ex_p1.png"), "--cache", str(cache)]) == 0
     assert round(float(capsys.readouterr().out), 3) == 0.138
     assert main(["score", str(folder / "ex_ref.png"), str(folder / "ex_p0.png"), "--cache", str(tmp_path)]) == 1
-    assert "python -m tasks.colorization.lpips fetch" in capsys.readouterr().err
+    assert "python -m adacolor.lpips fetch" in capsys.readouterr().err
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from tasks.colorization.metrics import psnr
+from adacolor.metrics import psnr
 
 
 def test_constant_offset_gives_the_hand_computed_value() -> None:

@@ -7,7 +7,7 @@ import torch
 from einops import rearrange
 
 import adaprune
-from tasks.colorization.model import (
+from adacolor.model import (
     Colorizer,
     ImageColorizer,
     colorizer_gflops,
@@ -178,7 +178,7 @@ def test_restoration_colorizers_map_4_channels_to_ab(name: str) -> None:
 
 
 def test_baseline_losses_reach_their_gates() -> None:
-    from tasks.colorization.loss import colorization_loss
+    from adacolor.loss import colorization_loss
 
     for name in ("dynamicvit-t", "avit-t", "adavit-t"):
         model = create_colorizer(name, image_size=32, patch_size=8, depth=4).train()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.colorization.config import make_config
-from tasks.colorization.train import WarmupCosine, epoch_order, save_checkpoint, train
+from adacolor.config import make_config
+from adacolor.train import WarmupCosine, epoch_order, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[2]
 # a tiny run on scikit-image's photos: 32 px, patch 8, 2 blocks; a few seconds on 2 cores
@@ -57,7 +57,7 @@ def test_two_torchrun_processes_equal_one(tmp_path: Path) -> None:
     train(one, tmp_path / "one")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-               "-m", "tasks.colorization", "train", "--recipe", "smoke", *overrides, "--out", str(tmp_path / "two")]
+               "-m", "adacolor", "train", "--recipe", "smoke", *overrides, "--out", str(tmp_path / "two")]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
@@ -109,8 +109,8 @@ def test_epoch_order_is_a_seeded_permutation_cut_into_batches() -> None:
     ("swinir-t", []),                                # an image-to-image network, no ViT
 ])
 def test_baselines_train_resume_and_evaluate(tmp_path: Path, model: str, extra: list[str]) -> None:
-    from tasks.colorization.evaluate import run_evaluation
-    from tasks.colorization.model import load_colorizer
+    from adacolor.evaluate import run_evaluation
+    from adacolor.model import load_colorizer
 
     base = [item for item in TINY if not item.startswith(("patch_size", "depth"))]
     config = make_config("smoke", base + extra + [f"model={model}", "max_steps=4", "eval_every=0"])

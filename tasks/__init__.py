@@ -1,1 +1,0 @@
-"""Tasks built on adaprune."""

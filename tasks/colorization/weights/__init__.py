@@ -1,0 +1,1 @@
+"""Trained colorizers shipped with the package (safetensors, with a JSON card each)."""
