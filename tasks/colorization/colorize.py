@@ -35,6 +35,7 @@ from adacolor.model import Colorizer
 __all__ = [
     "UserHint",
     "load_user_hints",
+    "parse_user_hints",
     "random_user_hints",
     "render_user_hints",
     "colorize",
@@ -94,11 +95,24 @@ def load_user_hints(path: Union[str, Path]) -> list[UserHint]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not JSON: {error}") from None
+    return parse_user_hints(data, str(path))
+
+
+def parse_user_hints(data: Any, where: str = "hints") -> list[UserHint]:
+    """Hints from decoded JSON: a list of points or ``{"hints": [...]}`` (module docstring).
+
+    Args:
+        data: the decoded JSON value.
+        where: what to name in error messages (a file, a request).
+
+    Raises:
+        ValueError: naming ``where`` and the bad hint, and what is accepted.
+    """
     if isinstance(data, dict):
         data = data.get("hints")
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of hints or {{\"hints\": [...]}}")
-    return [_hint_from_json(entry, f"{path} hint {i}") for i, entry in enumerate(data)]
+        raise ValueError(f"{where}: expected a list of hints or {{\"hints\": [...]}}")
+    return [_hint_from_json(entry, f"{where} hint {i}") for i, entry in enumerate(data)]
 
 
 def random_user_hints(height: int, width: int, count: int, size: int = 2, seed: int = 0) -> list[UserHint]:
