@@ -1,1 +1,191 @@
-"""Trained colorizers shipped with the package (safetensors, with a JSON card each)."""
+"""Trained colorizers shipped inside the package: fp16 safetensors, each with a JSON card.
+
+    >>> [card["name"] for card in list_shipped()]            # no torch import
+    ['adacolvit-t-cpu', ...]
+    >>> model = load_shipped()                              # DEFAULT_MODEL, in eval mode
+
+A card (``NAME.json`` beside ``NAME.safetensors``) holds what rebuilds and vouches for the
+weights: ``model_args`` (for ``create_colorizer``), the file's ``sha256`` and size, the training
+run it came from and the metrics measured on it. The SHA-256 is checked at every load, so a
+corrupt, truncated or replaced file is an error naming the file, never a silently wrong model.
+``export_weights`` turns a training checkpoint into such a pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    from adacolor.model import Colorizer
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "DEFAULT_MODEL",
+    "MAX_SHIPPED_BYTES",
+    "list_shipped",
+    "shipped_card",
+    "load_shipped",
+    "load_weights_file",
+    "export_weights",
+    "file_sha256",
+]
+
+WEIGHTS_DIR = Path(__file__).parent
+DEFAULT_MODEL = "adacolvit-t-cpu"
+MAX_SHIPPED_BYTES = 12 * 1024 * 1024   # one shipped model, fp16 (issue 9's bound)
+_METADATA_KEY = "adacolor.model_args"  # safetensors metadata: the model_args as JSON
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"model card {path} is not readable JSON: {error}") from None
+    missing = [key for key in ("name", "description", "model_args", "sha256", "weights") if key not in card]
+    if missing:
+        raise ValueError(f"model card {path} lacks {', '.join(missing)}")
+    return card
+
+
+def list_shipped(directory: Union[str, Path] = WEIGHTS_DIR) -> list[dict[str, Any]]:
+    """The cards of the shipped models, sorted by name (reads JSON only; no torch).
+
+    Each card has at least ``name``, ``description``, ``image_size``, ``model_args``,
+    ``weights`` (file name), ``sha256`` and ``bytes``.
+    """
+    return sorted((_read_card(p) for p in Path(directory).glob("*.json")), key=lambda c: c["name"])
+
+
+def shipped_card(name: Optional[str] = None, directory: Union[str, Path] = WEIGHTS_DIR) -> dict[str, Any]:
+    """The card of one shipped model (None: ``DEFAULT_MODEL``); ValueError names the known ones."""
+    name = DEFAULT_MODEL if name is None else name
+    cards = {card["name"]: card for card in list_shipped(directory)}
+    if name not in cards:
+        known = ", ".join(cards) or "none (this installation ships no weights)"
+        raise ValueError(f"no shipped model named {name!r}; shipped: {known}")
+    return cards[name]
+
+
+def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
+                      model_args: Optional[dict[str, Any]] = None) -> "Colorizer":
+    """A colorizer from a safetensors file written by ``export_weights``, in eval mode.
+
+    Args:
+        path: the ``.safetensors`` file.
+        sha256: the expected hex digest; checked before the file is parsed when given.
+        model_args: ``create_colorizer`` arguments; None reads them from the file's metadata.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a digest mismatch, a file that is not safetensors (corrupt, truncated), or
+            tensors that do not fit the model; the message names the file.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from adacolor.model import create_colorizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    if sha256 is not None:
+        actual = file_sha256(path)
+        if actual != sha256:
+            raise ValueError(f"{path}: SHA-256 {actual[:12]}... does not match the expected {sha256[:12]}...; "
+                             f"the file is corrupt, truncated or replaced (reinstall adaprune)")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error}); expected weights written by "
+                         f"adacolor.weights.export_weights") from None
+    if model_args is None:
+        if _METADATA_KEY not in metadata:
+            raise ValueError(f"{path} has no {_METADATA_KEY!r} metadata, so the model it belongs to is unknown; "
+                             f"pass model_args")
+        model_args = json.loads(metadata[_METADATA_KEY])
+    args = dict(model_args)
+    model = create_colorizer(args.pop("name"), **args)
+    try:
+        model.load_state_dict({key: value.to(torch.float32) for key, value in state.items()})
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(f"{path} does not fit {model_args}: {first}") from None
+    return model.eval()
+
+
+def load_shipped(name: Optional[str] = None, directory: Union[str, Path] = WEIGHTS_DIR) -> "Colorizer":
+    """A shipped colorizer by name (None: ``DEFAULT_MODEL``), its SHA-256 checked, in eval mode."""
+    card = shipped_card(name, directory)
+    return load_weights_file(Path(directory) / card["weights"], sha256=card["sha256"],
+                             model_args=card["model_args"])
+
+
+def export_weights(checkpoint: Union[str, Path], name: str, description: str,
+                   directory: Union[str, Path] = WEIGHTS_DIR, extra: Optional[dict[str, Any]] = None,
+                   max_bytes: int = MAX_SHIPPED_BYTES) -> dict[str, Any]:
+    """Writes ``NAME.safetensors`` (fp16) and ``NAME.json`` from a training checkpoint.
+
+    Both files are written to temporary names and renamed, so a failure leaves no half file.
+
+    Args:
+        checkpoint: a ``checkpoint.pt`` written by ``adacolor train``.
+        name: the shipped model's name (``adacolor colorize --model NAME``).
+        description: one line for ``adacolor list``.
+        directory: where to write (default: this package's folder).
+        extra: more card fields (training run, metrics).
+        max_bytes: refuse to write weights larger than this.
+
+    Returns:
+        The card written.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from adacolor.model import load_colorizer
+
+    model = load_colorizer(checkpoint)
+    state = {key: value.detach().to(torch.float16).contiguous() for key, value in model.state_dict().items()}
+    args = dict(model.build_args)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / f"{name}.safetensors"
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={_METADATA_KEY: json.dumps(args)})
+        size = Path(tmp).stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"{name}: {size / 2**20:.1f} MiB of fp16 weights exceeds the {max_bytes / 2**20:.0f} MiB "
+                             f"bound for a shipped model")
+        digest = file_sha256(tmp)
+        os.replace(tmp, weights)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    card = {"name": name, "description": description, "image_size": int(args["image_size"]),
+            "model_args": args, "weights": weights.name, "dtype": "float16", "bytes": size, "sha256": digest,
+            **(extra or {})}
+    card_path = directory / f"{name}.json"
+    tmp_card = card_path.with_suffix(".json.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_card, card_path)
+    return card
