@@ -177,6 +177,7 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
             raise ValueError(f"{name}: {size / 2**20:.1f} MiB of fp16 weights exceeds the {max_bytes / 2**20:.0f} MiB "
                              f"bound for a shipped model")
         digest = file_sha256(tmp)
+        os.chmod(tmp, 0o644)  # package data: readable by all, like the files beside it
         os.replace(tmp, weights)
     finally:
         if os.path.exists(tmp):
