@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import timm
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from adaprune._patch import wrap
 from adaprune.flops import vit_gflops
@@ -50,33 +51,50 @@ def _once(fn: Callable[[Tensor], object], x: Tensor) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def _no_progress() -> None:
+    pass
+
+
 def latency_ms(fn: Callable[[Tensor], object], x: Tensor, threads: int = 1, warmup: int = 10,
-               runs: int = 50) -> float:
-    """Median wall time of ``fn(x)`` in milliseconds, under ``inference_mode`` after warm-up."""
+               runs: int = 50, on_call: Callable[[], object] = _no_progress) -> float:
+    """Median wall time of ``fn(x)`` in milliseconds, under ``inference_mode`` after warm-up.
+
+    ``on_call`` runs after each call (warm-up included), outside the timed span: e.g. a
+    progress bar's ``update``.
+    """
     with num_threads(threads), torch.inference_mode():
         for _ in range(warmup):
             fn(x)
-        return statistics.median(_once(fn, x) for _ in range(runs))
+            on_call()
+        samples = []
+        for _ in range(runs):
+            samples.append(_once(fn, x))
+            on_call()
+        return statistics.median(samples)
 
 
 def time_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int = 1, warmup: int = 10,
-              runs: int = 50) -> list[float]:
-    """Medians (ms) of several functions on one input, their runs interleaved."""
+              runs: int = 50, on_call: Callable[[], object] = _no_progress) -> list[float]:
+    """Medians (ms) of several functions on one input, their runs interleaved (``on_call``: as
+    in ``latency_ms``, after each call of each function)."""
     with num_threads(threads), torch.inference_mode():
         for _ in range(warmup):
             for fn in fns:
                 fn(x)
+                on_call()
         times: list[list[float]] = [[] for _ in fns]
         for _ in range(runs):
             for fn, samples in zip(fns, times):
                 samples.append(_once(fn, x))
+                on_call()
     return [statistics.median(samples) for samples in times]
 
 
 def time_pair(first: Callable[[Tensor], object], second: Callable[[Tensor], object], x: Tensor,
-              threads: int = 1, warmup: int = 10, runs: int = 50) -> tuple[float, float]:
+              threads: int = 1, warmup: int = 10, runs: int = 50,
+              on_call: Callable[[], object] = _no_progress) -> tuple[float, float]:
     """Medians (ms) of two functions on one input, their runs interleaved."""
-    first_ms, second_ms = time_many((first, second), x, threads, warmup, runs)
+    first_ms, second_ms = time_many((first, second), x, threads, warmup, runs, on_call)
     return first_ms, second_ms
 
 
@@ -124,27 +142,34 @@ def compare(
         warmup: int = 10,
         runs: int = 50,
         name: str = "",
+        progress: bool = False,
 ) -> BenchResult:
     """Times ``dense`` and ``wrapped`` (both in eval) on ``x[:1]`` and on a batch of ``batch``.
 
     The wrapped model decides under the given policy; its GFLOPs are the mean per sample of
     what it spent in the timed batch-1 runs' decisions (a fresh forward per figure).
+    ``progress`` shows a bar on stderr (when it is a terminal), updated between timed calls.
     """
     dense.eval()
     wrapped.eval()
     single = x[:1]
     many = x[:1].expand(batch, *x.shape[1:]).contiguous() if x.shape[0] < batch else x[:batch]
     options = dict(patch_keep=patch_keep, layer_keep=layer_keep) if mode == "random" else {}
-    with policy(wrapped, mode, **options):
+    batch_warmup, batch_runs = max(1, warmup // 5), max(3, runs // 5)
+    calls = 2 * (warmup + runs) + 2 * (batch_warmup + batch_runs) + 10
+    with policy(wrapped, mode, **options), \
+            tqdm(total=calls, desc=name or "bench", unit="run", disable=None if progress else True,
+                 dynamic_ncols=True) as bar:
         dense_ms, wrapped_ms = time_pair(dense.forward_features, wrapped.forward_features, single,
-                                         threads, warmup, runs)
+                                         threads, warmup, runs, bar.update)
         dense_batch, wrapped_batch = time_pair(dense.forward_features, wrapped.forward_features, many,
-                                               threads, max(1, warmup // 5), max(3, runs // 5))
+                                               threads, batch_warmup, batch_runs, bar.update)
         with torch.inference_mode():
             gflops = []
             for _ in range(10):
                 wrapped.forward_features(single)
                 gflops.append(float(last_record(wrapped).gflops.mean()))
+                bar.update()
     label = mode if mode != "random" else f"random(patch_keep={patch_keep}, layer_keep={layer_keep})"
     return BenchResult(
         model=name, policy=label, threads=threads, batch=batch,
@@ -290,6 +315,7 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the first block's sub-layers and attention kernel, dense vs grouped")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (none is shown off a terminal)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -300,7 +326,7 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     wrapped = wrap(copy.deepcopy(dense), method=args.method, **options)
     x = torch.randn(args.batch, args.in_chans, args.img_size, args.img_size)
     result = compare(dense, wrapped, x, args.policy, args.patch_keep, args.layer_keep, args.threads,
-                     args.batch, args.warmup, args.runs, name=args.model)
+                     args.batch, args.warmup, args.runs, name=args.model, progress=not args.quiet)
     print(format_result(result))
     if args.breakdown:
         print(format_breakdown(sublayer_breakdown(dense, wrapped, args.patch_keep, args.threads)))

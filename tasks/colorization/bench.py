@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 import adaprune
 from adaprune.bench import latency_ms
@@ -38,26 +39,30 @@ def bench_input(size: int, hints: int = 10, seed: int = 0) -> Tensor:
 
 
 def bench_model(model: Colorizer, x: Tensor, threads: int = 1, warmup: int = 10, runs: int = 50,
-                policy: str = "learned", patch_keep: float = 0.5, layer_keep: float = 1.0) -> dict[str, Any]:
+                policy: str = "learned", patch_keep: float = 0.5, layer_keep: float = 1.0,
+                on_call: Callable[[], object] = lambda: None) -> dict[str, Any]:
     """``{"gflops", "latency_ms", ...}`` of one colorizer on ``x`` (batch 1), in eval mode.
 
     ``policy`` (``learned``, ``keep_all``, ``drop_all``, ``random``) applies to adaptive models;
     ``random`` keeps ``patch_keep`` of the tokens and runs each sub-layer with probability
-    ``layer_keep`` (a stand-in for trained gates).
+    ``layer_keep`` (a stand-in for trained gates). ``on_call`` runs after each of the
+    ``1 + warmup + runs`` forwards, outside the timed span (a progress bar's ``update``).
     """
     model.eval()
     if model.adaptive:
         options = dict(patch_keep=patch_keep, layer_keep=layer_keep) if policy == "random" else {}
         with adaprune.policy(model.backbone, policy, **options):
-            return _measure(model, x, threads, warmup, runs) | {"policy": policy}
-    return _measure(model, x, threads, warmup, runs) | {"policy": "dense"}
+            return _measure(model, x, threads, warmup, runs, on_call) | {"policy": policy}
+    return _measure(model, x, threads, warmup, runs, on_call) | {"policy": "dense"}
 
 
-def _measure(model: Colorizer, x: Tensor, threads: int, warmup: int, runs: int) -> dict[str, Any]:
+def _measure(model: Colorizer, x: Tensor, threads: int, warmup: int, runs: int,
+             on_call: Callable[[], object]) -> dict[str, Any]:
     with torch.inference_mode():
         model(x)
         gflops = float(colorizer_gflops(model, 1).mean())
-    ms = latency_ms(model, x, threads=threads, warmup=warmup, runs=runs)
+    on_call()
+    ms = latency_ms(model, x, threads=threads, warmup=warmup, runs=runs, on_call=on_call)
     return {"gflops": gflops, "latency_ms": ms, "image_size": model.image_size[0], "threads": threads,
             "adaptive": model.adaptive}
 
@@ -86,9 +91,11 @@ def run_bench(
         patch_keep: float = 0.5,
         layer_keep: float = 1.0,
         seed: int = 0,
+        progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Benchmarks registered names (randomly initialised, at ``image_size``) and checkpoints
-    (at their trained size); prints a table and writes ``out_dir/bench.json``.
+    (at their trained size); prints a table and writes ``out_dir/bench.json``. ``progress``
+    shows a bar on stderr (when it is a terminal).
 
     Returns:
         ``{label: {"gflops", "latency_ms", "policy", "image_size", "threads", "adaptive"}}``.
@@ -104,11 +111,15 @@ def run_bench(
         entries.append((f"{model.build_args['name']} ({Path(path).parent.name or Path(path).name})", model))
     inputs: dict[int, Tensor] = {}
     results: dict[str, dict[str, Any]] = {}
-    for label, model in entries:
-        size = model.image_size[0]
-        if size not in inputs:
-            inputs[size] = bench_input(size, seed=seed)
-        results[label] = bench_model(model, inputs[size], threads, warmup, runs, policy, patch_keep, layer_keep)
+    with tqdm(total=len(entries) * (1 + warmup + runs), desc="bench", unit="run",
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        for label, model in entries:
+            bar.set_postfix_str(label)
+            size = model.image_size[0]
+            if size not in inputs:
+                inputs[size] = bench_input(size, seed=seed)
+            results[label] = bench_model(model, inputs[size], threads, warmup, runs, policy, patch_keep,
+                                         layer_keep, on_call=bar.update)
     print(format_table(results))
     if out_dir is not None:
         out = Path(out_dir)

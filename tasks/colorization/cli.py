@@ -6,18 +6,34 @@
     adacolor colorize photo.jpg --checkpoint runs/tiny/checkpoint.pt --random-hints 10 --out colorized.png
     adacolor bench --models icolorit-t,adacolvit-t --out runs/bench
     adacolor list                                         # recipes and models
+
+Every anticipated mistake (a bad file, checkpoint, recipe, option value, device or hint) is one
+line on stderr naming what was wrong and what is accepted, with exit status 2; Ctrl-C or
+SIGTERM during training saves a checkpoint and exits with 130 / 143. This module imports
+only the standard library: torch and the models are imported inside the commands that need
+them, so ``--help``, ``--version``, ``list`` and argument errors answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 __all__ = ["main", "build_parser"]
 
+# What a command raises for a bad input (a file, a value, a device): one line and exit status 2.
+# Anything else is a bug and keeps its traceback.
+ANTICIPATED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                      FileExistsError)
+USAGE_ERROR = 2
+
+
+# -- argument types ------------------------------------------------------------------------
 
 def _counts(text: str) -> tuple[int, ...]:
     try:
@@ -33,63 +49,195 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _non_negative(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value:g}")
+    return value
+
+
+def _device(text: str) -> str:
+    kind, _, index = text.partition(":")
+    if kind == "cpu" and not index or kind == "cuda" and (not index or index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
+def _folder(text: str) -> str:
+    """An output folder: made when missing, refused when a file is in the way."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} cannot be a folder: {str(part)!r} is a file")
+    return text
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default after its help (except where there is none to show:
+    required options, flags, None, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or not action.option_strings or action.required or default is None
+                or default is False or default is argparse.SUPPRESS or default == "" or default == []):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _RawHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """As ``_HelpFormatter``, keeping the line breaks of the description and epilog."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (``adacolor train: error: ...``) and exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("adaprune")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        parser.exit(0, f"adacolor {number}\n")
+
+
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (none is drawn when stderr is not a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``adacolor`` argument parser with its sub-commands."""
-    parser = argparse.ArgumentParser(prog="adacolor", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[2:]))
+    parser = _Parser(prog="adacolor", description=__doc__.split("\n")[0].replace("``", ""),
+                     epilog="\n".join(__doc__.split("\n")[2:9]), formatter_class=_RawHelpFormatter)
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a colorizer from a recipe")
+    train = commands.add_parser("train", help="train a colorizer from a recipe",
+                                description="Train a colorizer from a recipe; run it again to resume. Ctrl-C or "
+                                            "SIGTERM saves a checkpoint at the current step and exits.")
     train.add_argument("--recipe", default="smoke", help="a shipped recipe name (adacolor list) or a YAML path")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field (repeatable), e.g. --set epochs=2 --set lr=1e-3")
-    train.add_argument("--out", required=True, help="output folder: config.yaml, checkpoint.pt, log.jsonl")
+    train.add_argument("--out", required=True, type=_folder,
+                       help="output folder: config.yaml, checkpoint.pt, log.jsonl, metrics.json")
     train.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
 
-    evaluate = commands.add_parser("evaluate", help="PSNR@k / LPIPS@k / GFLOPs of a checkpoint")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate = commands.add_parser("evaluate", help="PSNR@k / LPIPS@k / GFLOPs of a checkpoint",
+                                   description="Score a checkpoint on fixed hint sets; unreadable images are "
+                                               "skipped and counted in metrics.json, never replaced.")
+    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by adacolor train")
     evaluate.add_argument("--data", required=True, help="image folder, shared:REL, or 'samples'")
-    evaluate.add_argument("--hints", type=_counts, default=(1, 10), help="hint counts k (default 1,10)")
-    evaluate.add_argument("--out", required=True, help="output folder: metrics.json, metrics.md, hints.json")
-    evaluate.add_argument("--images", type=int, default=None, help="evaluate this many images, spread evenly")
+    evaluate.add_argument("--hints", type=_counts, default="1,10", help="hint counts k, comma-separated")
+    evaluate.add_argument("--out", required=True, type=_folder,
+                          help="output folder: metrics.json, metrics.md, hints.json")
+    evaluate.add_argument("--images", type=_positive, default=None,
+                          help="evaluate this many images, spread evenly (default: all)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of newly drawn hint sets")
-    evaluate.add_argument("--hint-file", default=None, help="hint sets to reuse or create (default OUT/hints.json)")
+    evaluate.add_argument("--hint-file", default=None,
+                          help="hint sets to reuse or create (default: OUT/hints.json)")
     evaluate.add_argument("--lpips", default="auto", choices=["auto", "alex", "vgg", "none"],
                           help="auto: AlexNet-LPIPS when its weights are present")
-    evaluate.add_argument("--batch-size", type=int, default=16)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--batch-size", type=_positive, default=16, help="images per forward")
+    evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    _quiet(evaluate)
 
-    colorize = commands.add_parser("colorize", help="colorize one image of any size")
-    colorize.add_argument("image")
-    colorize.add_argument("--checkpoint", required=True)
+    colorize = commands.add_parser("colorize", help="colorize one image of any size",
+                                   description="Colorize one image at its own size from hint points.")
+    colorize.add_argument("image", help="the input photo (colour or greyscale, any size)")
+    colorize.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by adacolor train")
     hints = colorize.add_mutually_exclusive_group(required=True)
     hints.add_argument("--hints", dest="hint_file", default=None,
-                       help="JSON hint points in the image's pixel coordinates")
-    hints.add_argument("--random-hints", type=int, default=None, metavar="K",
+                       help="JSON hint points in the image's pixel coordinates (format: the guide)")
+    hints.add_argument("--random-hints", type=_non_negative, default=None, metavar="K",
                        help="K hints drawn from the image's own colours")
-    colorize.add_argument("--out", required=True, help="the colorized image (same size as the input)")
-    colorize.add_argument("--figure", default=None, help="also save a side-by-side figure here")
-    colorize.add_argument("--seed", type=int, default=0)
+    colorize.add_argument("--out", required=True,
+                          help="the colorized image, the input's size (.png, .jpg, .tif, .bmp ...)")
+    colorize.add_argument("--figure", default=None, help="also save a side-by-side figure here (.png, .pdf ...)")
+    colorize.add_argument("--seed", type=int, default=0, help="seed of --random-hints")
+    _quiet(colorize)
 
-    bench = commands.add_parser("bench", help="single-thread batch-1 latency and GFLOPs")
-    bench.add_argument("--models", type=_names, default=[], help="comma-separated registered names")
+    bench = commands.add_parser("bench", help="single-thread batch-1 latency and GFLOPs",
+                                description="Latency (median after warm-up) and GFLOPs of colorizers, in one "
+                                            "process, on one photo with 10 hints.")
+    bench.add_argument("--models", type=_names, default="", help="comma-separated registered names")
     bench.add_argument("--checkpoint", action="append", default=[], help="a trained checkpoint (repeatable)")
-    bench.add_argument("--out", default=None, help="folder for bench.json")
-    bench.add_argument("--image-size", type=int, default=224, help="size of the --models (checkpoints keep theirs)")
-    bench.add_argument("--threads", type=int, default=1)
-    bench.add_argument("--warmup", type=int, default=10)
-    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--out", default=None, type=_folder, help="folder for bench.json (default: print only)")
+    bench.add_argument("--image-size", type=_positive, default=224,
+                       help="size of the --models (checkpoints keep theirs)")
+    bench.add_argument("--threads", type=_positive, default=1, help="torch threads while timing")
+    bench.add_argument("--warmup", type=_non_negative, default=10, help="untimed runs per model")
+    bench.add_argument("--runs", type=_positive, default=50, help="timed runs per model")
     bench.add_argument("--policy", default="learned", choices=["learned", "keep_all", "drop_all", "random"],
                        help="decisions of adaptive models (random: a stand-in for trained gates)")
-    bench.add_argument("--patch-keep", type=float, default=0.5)
-    bench.add_argument("--layer-keep", type=float, default=1.0)
+    bench.add_argument("--patch-keep", type=_fraction, default=0.5, help="--policy random: tokens kept")
+    bench.add_argument("--layer-keep", type=_fraction, default=1.0, help="--policy random: sub-layers run")
+    _quiet(bench)
 
     demo = commands.add_parser("demo", help="smoke training, evaluation and one colorized photo")
-    demo.add_argument("--out", required=True)
+    demo.add_argument("--out", required=True, type=_folder, help="output folder")
 
-    commands.add_parser("list", help="shipped recipes and registered models")
+    commands.add_parser("list", help="shipped recipes and registered models, one line each")
+
+    # -- sub-commands defined in other modules: they import only the standard library at
+    #    module level (the parser is built for every call, --help included) --
+    from adacolor.reproduce import add_arguments as reproduce_arguments  # standard library only at import
+    reproduce_arguments(commands.add_parser("reproduce", help="the paper's comparisons: runs, results.json, "
+                                                              "report.md, figures"))
+    from adacolor.app.cli import add_arguments as app_arguments  # standard library only at import
+    app_arguments(commands.add_parser("app", help="the interactive web app: click colour hints on a photo",
+                                      description="Serve the interactive colorization page (prints its URL)."))
     return parser
+
+
+# -- the commands --------------------------------------------------------------------------
+
+def _check_device(device: str, option: str) -> None:
+    """ValueError naming ``option`` when ``device`` is CUDA and torch sees no GPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {device}: torch sees no CUDA GPU on this machine; use {option} cpu")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -98,6 +246,11 @@ def _train(args: argparse.Namespace) -> int:
 
     config = make_config(args.recipe, args.overrides)
     result = train(config, args.out, resume=not args.no_resume)
+    if result.get("interrupted"):
+        if result["rank"] == 0:
+            _say(f"stopped by {result['interrupted']} at step {result['step']}; checkpoint: {result['checkpoint']}; "
+                 f"resume with: {_resume_command(args)}")
+        return 130 if result["interrupted"] == "SIGINT" else 143
     if result["rank"] != 0:
         return 0
     if result.get("metrics"):
@@ -107,17 +260,30 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted ``adacolor train`` (the same, less --no-resume)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "the same torchrun command again (without --no-resume)"
+    words = ["adacolor", "train", "--recipe", args.recipe]
+    for item in args.overrides:
+        words += ["--set", item]
+    return shlex.join(words + ["--out", args.out])
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    _check_device(args.device, "--device")
+    from adacolor.data import resolve_data
     from adacolor.evaluate import run_evaluation
     from adacolor.model import load_colorizer
 
+    resolve_data(args.data)  # a missing folder is reported before the model is loaded
     model = load_colorizer(args.checkpoint)
     result = run_evaluation(model, args.data, args.out, ks=args.hints, num_images=args.images, seed=args.seed,
                             hint_file=args.hint_file, lpips=args.lpips, batch_size=args.batch_size,
-                            device=args.device, name=model.build_args["name"])
+                            device=args.device, name=model.build_args["name"], progress=not args.quiet)
     print((Path(args.out) / "metrics.md").read_text(), end="")
     if "note" in result:
-        print(result["note"], file=sys.stderr)
+        _say(result["note"])
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -126,7 +292,8 @@ def _colorize(args: argparse.Namespace) -> int:
     from adacolor.colorize import colorize_file
 
     paths = colorize_file(args.image, args.checkpoint, args.out, hint_file=args.hint_file,
-                          random_hints=args.random_hints, figure=args.figure, seed=args.seed)
+                          random_hints=args.random_hints, figure=args.figure, seed=args.seed,
+                          progress=not args.quiet)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -136,7 +303,7 @@ def _bench(args: argparse.Namespace) -> int:
     from adacolor.bench import run_bench
 
     run_bench(args.models, args.checkpoint, args.out, args.image_size, args.threads, args.warmup, args.runs,
-              args.policy, args.patch_keep, args.layer_keep)
+              args.policy, args.patch_keep, args.layer_keep, progress=not args.quiet)
     return 0
 
 
@@ -152,9 +319,12 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _say("1/3 training the smoke recipe on scikit-image's photos")
     result = train(make_config("smoke"), out / "train")
+    if result.get("interrupted"):
+        _say(f"stopped by {result['interrupted']} at step {result['step']}; run the same command again to resume")
+        return 130 if result["interrupted"] == "SIGINT" else 143
     _say("2/3 evaluating it (PSNR@1, PSNR@10)")
     model = load_colorizer(result["checkpoint"])
-    run_evaluation(model, "samples", out / "eval", ks=(1, 10), name=model.build_args["name"])
+    run_evaluation(model, "samples", out / "eval", ks=(1, 10), name=model.build_args["name"], progress=True)
     _say("3/3 colorizing a photo at its full size with 10 hints")
     photo = out / "photo.png"
     save_image(sample_photos(None)[0]["rgb"], photo)
@@ -171,11 +341,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from adacolor.config import list_recipes
-    from adacolor.model import list_colorizers
+    """Recipes and models with one line each; reads files and tables only (no torch)."""
+    import importlib
 
-    print("recipes: " + ", ".join(list_recipes()))
-    print("models:  " + ", ".join(list_colorizers()))
+    from adacolor.catalog import MODEL_DESCRIPTIONS
+    from adacolor.config import list_recipes, recipe_description
+
+    def table(title: str, rows: Sequence[tuple[str, str]]) -> None:
+        print(title)
+        width = max((len(name) for name, _ in rows), default=0)
+        for name, text in rows:
+            print(f"  {name:<{width}}  {text}".rstrip())
+
+    table("recipes (adacolor train --recipe NAME):", [(name, recipe_description(name)) for name in list_recipes()])
+    table("models (adacolor train --set model=NAME):", list(MODEL_DESCRIPTIONS.items()))
+    list_shipped = getattr(importlib.import_module("adacolor.weights"), "list_shipped", None)
+    if list_shipped is not None:
+        shipped = [(card["name"], card.get("description", "")) for card in list_shipped()]
+        table("shipped trained models (in the package):", shipped or [("(none yet)", "")])
     return 0
 
 
@@ -183,23 +366,46 @@ def _say(text: str) -> None:
     print(f"[adacolor] {text}", file=sys.stderr, flush=True)
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from adacolor.reproduce import run
+
+    return run(args)
+
+
+def _app(args: argparse.Namespace) -> int:
+    from adacolor.app.cli import run
+
+    return run(args)
+
+
 _COMMANDS = {"train": _train, "evaluate": _evaluate, "colorize": _colorize, "bench": _bench,
-             "demo": _demo, "list": _list}
+             "demo": _demo, "list": _list, "reproduce": _reproduce, "app": _app}
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs ``adacolor`` with ``argv`` (default: the command line); returns the exit status.
 
-    Mistakes in the arguments or files (ValueError, FileNotFoundError, TypeError raised for
-    what was given) print ``adacolor: error: ...`` and return 2.
+    0: done. 2: a bad argument, file, checkpoint, recipe, option value, device or hint, told in
+    one line on stderr (``adacolor COMMAND: error: ...``). 130 / 143: stopped by Ctrl-C /
+    SIGTERM (training saves a checkpoint first). An unexpected exception keeps its traceback.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or an argument error already printed
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else USAGE_ERROR)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"adacolor {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except ANTICIPATED_ERRORS as error:
+        print(f"adacolor {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"\nadacolor {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

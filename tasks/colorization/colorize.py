@@ -8,10 +8,17 @@ its lightness L and the hints go in, normalised ab comes out. That ab is upsampl
 photo's size and recombined with the photo's own full-resolution L, so the output has the
 input's size and all of its detail (chroma is smooth in natural images; lightness is not).
 
+Large photos stream: the resize and the recombination run in bands of rows, so no full-size
+float copy is made besides the result (``colorize``), and ``colorize_file`` holds only 8-bit
+pixels (a 5000x4000 photo: 3.6 GB peak before, well under 1 GB now; the guide has figures).
+
 A hint file is JSON: a list of points in the input image's pixel coordinates (or an object
-``{"hints": [...]}``). Each point has ``x`` and ``y``; optionally ``size`` (the square's side
-at the model's size, default 2) and a colour, ``rgb`` (0-255) or ``ab`` (Lab units). A point
-without a colour takes the image's own colour there (useful to reproduce an evaluation)::
+``{"hints": [...]}``). Each point has ``x`` and ``y`` (numbers, pixels); optionally ``size``
+(the square's side at the model's size, an integer from 2 to 7, default 2: the paper's users
+click 2x2 to 7x7 squares) and one colour, ``rgb`` (three numbers 0-255) or ``ab`` (two numbers,
+Lab a and b, each within +-110: the range the model represents, which holds all of sRGB). Any
+other key is an error. A point without a colour takes the image's own colour there (useful to
+reproduce an evaluation)::
 
     [{"x": 120, "y": 64, "rgb": [200, 30, 30]}, {"x": 40, "y": 200, "ab": [10.0, 45.0]}, {"x": 5, "y": 9}]
 """
@@ -22,17 +29,22 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 import adaprune
 from adacolor.color import AB_SCALE, lab_merge, lab_split, rgb_to_lab
 from adacolor.model import Colorizer
 
 __all__ = [
+    "HINT_KEYS",
+    "HINT_SIZE_RANGE",
+    "AB_LIMIT",
     "UserHint",
     "load_user_hints",
     "parse_user_hints",
@@ -44,6 +56,14 @@ __all__ = [
     "save_figure",
     "colorize_file",
 ]
+
+HINT_KEYS = ("x", "y", "size", "rgb", "ab")  # everything a hint point may say
+HINT_SIZE_RANGE = (2, 7)                      # side of a hint square at the model's size, inclusive
+AB_LIMIT = AB_SCALE                           # |a|, |b| of a hint: the model's ab range (tanh * 110)
+BAND_PIXELS = 1 << 20                         # pixels per band of rows when streaming a photo
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps", ".ps", ".tif", ".tiff")
+_FIGURE_SIDE = 1024                           # the figure's panels show the photo at most this big
 
 
 @dataclass(frozen=True)
@@ -63,26 +83,55 @@ class UserHint:
     ab: Optional[tuple[float, float]] = None
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _numbers(value: Any, count: int) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == count and all(_is_number(v) for v in value)
+
+
 def _hint_from_json(entry: Any, where: str) -> UserHint:
-    if not isinstance(entry, dict) or "x" not in entry or "y" not in entry:
-        raise ValueError(f"{where}: each hint is an object with 'x' and 'y' (pixels) and optionally 'size', "
-                         f"'rgb' [0-255 x3] or 'ab' [a, b]; got {entry!r}")
+    """One hint point of decoded JSON, checked strictly (module docstring); ValueError naming
+    ``where``, the key and what is accepted."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: a hint is an object with 'x' and 'y' (pixels) and optionally 'size', "
+                         f"'rgb' or 'ab'; got {entry!r}")
+    unknown = [key for key in entry if key not in HINT_KEYS]
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; "
+                         f"the known keys are {', '.join(HINT_KEYS)}")
+    for key in ("x", "y"):
+        if key not in entry:
+            raise ValueError(f"{where}: '{key}' is missing; a hint needs 'x' and 'y' in the image's pixels")
+        if not _is_number(entry[key]):
+            raise ValueError(f"{where}: '{key}' must be a number (pixels from the top-left corner), "
+                             f"got {entry[key]!r}")
+        if entry[key] < 0:
+            raise ValueError(f"{where}: '{key}' = {entry[key]!r} is outside the image (pixels count from 0)")
+    if "rgb" in entry and "ab" in entry:
+        raise ValueError(f"{where}: give one colour, 'rgb' or 'ab', not both")
     ab = None
     if "rgb" in entry:
         rgb = entry["rgb"]
-        if not (isinstance(rgb, (list, tuple)) and len(rgb) == 3 and all(0 <= float(c) <= 255 for c in rgb)):
+        if not (_numbers(rgb, 3) and all(0 <= c <= 255 for c in rgb)):
             raise ValueError(f"{where}: 'rgb' must be three numbers in 0..255, got {rgb!r}")
         pixel = torch.tensor([float(c) / 255.0 for c in rgb], dtype=torch.float64).view(1, 3, 1, 1)
         lab = rgb_to_lab(pixel).flatten()
         ab = (float(lab[1]), float(lab[2]))
     elif "ab" in entry:
         value = entry["ab"]
-        if not (isinstance(value, (list, tuple)) and len(value) == 2):
-            raise ValueError(f"{where}: 'ab' must be two numbers (Lab a and b), got {value!r}")
+        if not (_numbers(value, 2) and all(abs(c) <= AB_LIMIT for c in value)):
+            raise ValueError(f"{where}: 'ab' must be two numbers (Lab a and b), each in "
+                             f"-{AB_LIMIT:g}..{AB_LIMIT:g}, got {value!r}")
         ab = (float(value[0]), float(value[1]))
-    size = int(entry.get("size", 2))
-    if size < 1:
-        raise ValueError(f"{where}: 'size' must be >= 1, got {size}")
+    low, high = HINT_SIZE_RANGE
+    size = entry.get("size", 2)
+    if not (isinstance(size, int) and not isinstance(size, bool) and low <= size <= high):
+        raise ValueError(f"{where}: 'size' must be an integer from {low} to {high} (the square's side in "
+                         f"pixels at the model's size), got {size!r}")
     return UserHint(float(entry["x"]), float(entry["y"]), size, ab)
 
 
@@ -125,6 +174,14 @@ def random_user_hints(height: int, width: int, count: int, size: int = 2, seed: 
     return [UserHint(float(x), float(y), size) for x, y in zip(xs, ys)]
 
 
+def _check_inside(hints: Sequence[UserHint], image_hw: tuple[int, int]) -> None:
+    height, width = image_hw
+    for hint in hints:
+        if not (0 <= hint.x < width and 0 <= hint.y < height):
+            raise ValueError(f"hint at (x={hint.x:g}, y={hint.y:g}) is outside the {width}x{height} image "
+                             f"(x in 0..{width - 1}, y in 0..{height - 1})")
+
+
 def render_user_hints(hints: Sequence[UserHint], image_hw: tuple[int, int], ab_norm: Tensor
                       ) -> tuple[Tensor, Tensor]:
     """Hint channels at the model's size for hints given in the input image's coordinates.
@@ -137,13 +194,15 @@ def render_user_hints(hints: Sequence[UserHint], image_hw: tuple[int, int], ab_n
 
     Returns:
         hint_ab (1, 2, S, S') normalised and hint_mask (1, 1, S, S').
+
+    Raises:
+        ValueError: a hint outside the image.
     """
+    _check_inside(hints, image_hw)
     _, _, rows, cols = ab_norm.shape
     height, width = image_hw
     hint_ab, hint_mask = torch.zeros_like(ab_norm), torch.zeros_like(ab_norm[:, :1])
     for hint in hints:
-        if not (0 <= hint.x < width and 0 <= hint.y < height):
-            raise ValueError(f"hint at (x={hint.x}, y={hint.y}) is outside the {width}x{height} image")
         s = min(hint.size, rows, cols)
         top = min(max(0, math.floor(hint.y * rows / height) - (s - 1) // 2), rows - s)
         left = min(max(0, math.floor(hint.x * cols / width) - (s - 1) // 2), cols - s)
@@ -154,6 +213,89 @@ def render_user_hints(hints: Sequence[UserHint], image_hw: tuple[int, int], ab_n
         hint_ab[:, :, top:top + s, left:left + s] = colour
         hint_mask[:, :, top:top + s, left:left + s] = 1.0
     return hint_ab, hint_mask
+
+
+# -- streaming a photo in bands of rows --------------------------------------------------------
+
+def _bands(height: int, width: int) -> list[tuple[int, int]]:
+    """(first, end) rows of the bands a photo is processed in, about BAND_PIXELS each."""
+    rows = max(1, BAND_PIXELS // max(1, width))
+    return [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
+def _band(rgb: Tensor, top: int, end: int) -> Tensor:
+    """(1, 3, end - top, W) float in [0, 1] of an RGB image held as float or as uint8."""
+    band = rgb[:, top:end].contiguous()  # one memory layout, whatever the photo's: the same sums
+    return (band.float() / 255.0 if band.dtype == torch.uint8 else band)[None]
+
+
+def _row_weights(out_rows: int, in_rows: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Bilinear resampling of rows (``align_corners=False``, as ``F.interpolate``): output row
+    i is ``(1 - w[i]) * row[lo[i]] + w[i] * row[hi[i]]``. Returns (lo, hi, w)."""
+    source = ((torch.arange(out_rows, dtype=torch.float64) + 0.5) * (in_rows / out_rows) - 0.5).clamp(min=0.0)
+    lo = source.floor().long().clamp(max=in_rows - 1)
+    hi = (lo + 1).clamp(max=in_rows - 1)
+    return lo, hi, (source - lo).float()
+
+
+def _shrink(rgb: Tensor, size: tuple[int, int], step: Callable[[], object]) -> Tensor:
+    """(1, 3, h, w): the photo resized to ``size`` with antialiasing, band by band.
+
+    The resize is separable: each band is resized across (to w columns) as it is read, the
+    narrow bands are stacked, and that (3, H, w) image is resized down (to h rows); so only
+    one full-width band is ever held as float. ``step`` is called after each band.
+    """
+    height, width = rgb.shape[-2:]
+    narrow = []
+    for top, end in _bands(height, width):
+        band = _band(rgb, top, end)
+        narrow.append(F.interpolate(band, size=(end - top, size[1]), mode="bilinear", antialias=True,
+                                    align_corners=False))
+        step()
+    tall = torch.cat(narrow, dim=2)
+    return F.interpolate(tall, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0.0, 1.0)
+
+
+def _predict(model: Colorizer, rgb: Tensor, hints: Sequence[UserHint], step: Callable[[], object]
+             ) -> dict[str, Any]:
+    """The model's forward at its own size: ``{"ab": (1, 2, h, w) normalised, "gflops",
+    "compute_map", "hint_mask"}`` (as ``colorize`` returns them)."""
+    height, width = rgb.shape[-2:]
+    _check_inside(hints, (height, width))
+    l_small, ab_small = lab_split(_shrink(rgb, model.image_size, step))
+    hint_ab, hint_mask = render_user_hints(hints, (height, width), ab_small)
+    pred_ab = model(torch.cat([l_small, hint_ab, hint_mask], dim=1))
+    compute_map = None
+    if model.adaptive:
+        token_map = adaprune.last_record(model.backbone).token_map()
+        compute_map = None if token_map is None else token_map[0]
+    return {"ab": pred_ab, "gflops": float(model_gflops(model)), "compute_map": compute_map,
+            "hint_mask": hint_mask[0, 0]}
+
+
+def _recombine(rgb: Tensor, pred_ab: Tensor, step: Callable[[], object]) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+    """The photo's own lightness with the predicted colour, band by band.
+
+    Yields ``(top, end, colour, gray)``: (3, rows, W) the colorized band and (1, rows, W) its
+    lightness alone as grey, in [0, 1]. The ab is upsampled bilinearly, across once (it is
+    small) and down per band, the same values as one ``F.interpolate`` to the full size.
+    """
+    height, width = rgb.shape[-2:]
+    wide = F.interpolate(pred_ab, size=(pred_ab.shape[-2], width), mode="bilinear", align_corners=False)
+    lo, hi, weight = _row_weights(height, pred_ab.shape[-2])
+    for top, end in _bands(height, width):
+        w = weight[top:end].view(1, 1, -1, 1).to(wide.dtype)
+        ab = wide[:, :, lo[top:end]] * (1 - w) + wide[:, :, hi[top:end]] * w
+        light, _ = lab_split(_band(rgb, top, end))
+        yield top, end, lab_merge(light, ab)[0], lab_merge(light, torch.zeros_like(ab))[0, 1:2]
+        step()
+
+
+def _progress(rgb: Tensor, show: bool) -> tqdm:
+    """A bar over both passes of a photo; drawn only when ``show``, stderr is a terminal and the
+    photo takes more than a moment."""
+    return tqdm(total=2 * len(_bands(*rgb.shape[-2:])), desc="colorize", unit="band", delay=0.5,
+                disable=None if show else True, dynamic_ncols=True, leave=False)
 
 
 @torch.no_grad()
@@ -170,26 +312,24 @@ def colorize(model: Colorizer, rgb: Tensor, hints: Sequence[UserHint]) -> dict[s
         ``{"rgb": (3, H, W) colorized, "gray": (3, H, W) the input's lightness, "gflops": float,
         "compute_map": (rows, cols) fraction of sub-layers each patch ran at full width, or
         None for a dense model, "hint_mask": (S, S) where the hints went at the model's size}``.
+        ``gray`` is one channel expanded to three (R = G = B), so it costs a third of a copy;
+        treat it as read-only.
+
+    Raises:
+        ValueError: not a (3, H, W) image, or a hint outside it.
     """
-    if rgb.ndim != 3 or rgb.shape[0] != 3:
-        raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(rgb.shape)}")
+    if rgb.ndim != 3 or rgb.shape[0] != 3 or not rgb.is_floating_point():
+        raise ValueError(f"expected an RGB image (3, H, W) of floats in [0, 1], got shape {tuple(rgb.shape)} "
+                         f"of {rgb.dtype}")
     model.eval()
     height, width = rgb.shape[-2:]
-    small = F.interpolate(rgb[None], size=model.image_size, mode="bilinear", antialias=True,
-                          align_corners=False).clamp(0.0, 1.0)
-    l_small, ab_small = lab_split(small)
-    hint_ab, hint_mask = render_user_hints(hints, (height, width), ab_small)
-    pred_ab = model(torch.cat([l_small, hint_ab, hint_mask], dim=1))
-    compute_map = None
-    gflops = float(model_gflops(model))
-    if model.adaptive:
-        token_map = adaprune.last_record(model.backbone).token_map()
-        compute_map = None if token_map is None else token_map[0]
-    l_full, _ = lab_split(rgb[None])
-    ab_full = F.interpolate(pred_ab, size=(height, width), mode="bilinear", align_corners=False)
-    out = lab_merge(l_full, ab_full)[0]
-    gray = lab_merge(l_full, torch.zeros_like(ab_full))[0]
-    return {"rgb": out, "gray": gray, "gflops": gflops, "compute_map": compute_map, "hint_mask": hint_mask[0, 0]}
+    prediction = _predict(model, rgb, hints, lambda: None)
+    out = torch.empty(3, height, width, dtype=rgb.dtype)
+    gray = torch.empty(1, height, width, dtype=rgb.dtype)
+    for top, end, colour, grey in _recombine(rgb, prediction.pop("ab"), lambda: None):
+        out[:, top:end] = colour
+        gray[:, top:end] = grey
+    return {"rgb": out, "gray": gray.expand(3, height, width), **prediction}
 
 
 def model_gflops(model: Colorizer) -> float:
@@ -199,8 +339,8 @@ def model_gflops(model: Colorizer) -> float:
     return float(colorizer_gflops(model, 1)[0])
 
 
-def load_image(path: Union[str, Path]) -> Tensor:
-    """(3, H, W) RGB in [0, 1] from any image file PIL reads (greyscale, CMYK, palette, alpha)."""
+def _read_pixels(path: Union[str, Path]) -> Tensor:
+    """(3, H, W) uint8 RGB of any image file PIL reads (a view of one (H, W, 3) array)."""
     from adacolor.data import load_rgb
 
     path = Path(path)
@@ -208,21 +348,55 @@ def load_image(path: Union[str, Path]) -> Tensor:
         raise FileNotFoundError(f"no image at {path}")
     try:
         image = load_rgb(path)
-    except OSError as error:
-        raise ValueError(f"{path} is not a readable image: {error}") from None
-    array = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return array.view(image.height, image.width, 3).permute(2, 0, 1).float() / 255.0
+        pixels = np.asarray(image)  # read-only, over a copy of the decoded bytes
+    except Exception as error:  # any decoder failure: PIL raises OSError, ValueError, SyntaxError...
+        raise ValueError(f"{path} is not a readable image ({type(error).__name__}: {error})") from None
+    image.close()  # frees the decoded image before the writable copy is made
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+
+
+def load_image(path: Union[str, Path]) -> Tensor:
+    """(3, H, W) RGB in [0, 1] from any image file PIL reads (greyscale, CMYK, palette, alpha)."""
+    pixels = _read_pixels(path)
+    rgb = torch.empty(pixels.shape, dtype=torch.float32)
+    for top, end in _bands(*pixels.shape[-2:]):
+        rgb[:, top:end] = _band(pixels, top, end)[0]
+    return rgb
+
+
+def _to_8bit(rgb: Tensor) -> np.ndarray:
+    """(3, rows, W) float in [0, 1] -> (rows, W, 3) uint8, rounded."""
+    return (rgb.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _check_output(path: Union[str, Path], suffixes: Sequence[str], option: str) -> Path:
+    """``path`` as a file to write, refused before any work when its type or place is wrong."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{option} {path}: the file type comes from the extension; use one of "
+                         f"{', '.join(suffixes)}")
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name such as {path / ('out' + suffixes[0])}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+    return path
+
+
+def _write_pixels(pixels: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
 
 
 def save_image(rgb: Tensor, path: Union[str, Path]) -> Path:
     """Writes (3, H, W) in [0, 1] as an 8-bit image (format from the suffix, e.g. .png)."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = (rgb.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu()
-    Image.fromarray(pixels.numpy()).save(path)
-    return path
+    pixels = np.empty((*rgb.shape[-2:], 3), dtype=np.uint8)
+    for top, end in _bands(*rgb.shape[-2:]):
+        pixels[top:end] = _to_8bit(rgb[:, top:end])
+    return _write_pixels(pixels, Path(path))
 
 
 def save_figure(result: dict[str, Any], path: Union[str, Path], original: Optional[Tensor] = None,
@@ -260,35 +434,73 @@ def save_figure(result: dict[str, Any], path: Union[str, Path], original: Option
     return path
 
 
+def _preview(pixels: np.ndarray) -> Tensor:
+    """(3, h, w) float in [0, 1]: (H, W, 3) uint8 pixels shrunk to fit a figure panel."""
+    from PIL import Image
+
+    height, width = pixels.shape[:2]
+    scale = min(1.0, _FIGURE_SIDE / max(height, width))
+    image = Image.fromarray(pixels)
+    if scale < 1.0:
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                             Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255.0
+
+
+@torch.no_grad()
 def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorizer], out: Union[str, Path],
                   hint_file: Optional[Union[str, Path]] = None, random_hints: Optional[int] = None,
-                  figure: Optional[Union[str, Path]] = None, seed: int = 0) -> dict[str, Path]:
+                  figure: Optional[Union[str, Path]] = None, seed: int = 0, progress: bool = False
+                  ) -> dict[str, Path]:
     """Colorizes ``image`` with the hints of ``hint_file`` or ``random_hints`` random ones.
+
+    The same computation as ``colorize`` (the written image equals ``save_image`` of its
+    result), but the photo stays 8-bit in memory: only bands of rows are ever float.
 
     Args:
         image: the input image (colour or greyscale, any size).
         checkpoint: a training checkpoint, or a Colorizer.
-        out: the colorized image, the size of the input.
+        out: the colorized image, the size of the input (type from the extension).
         hint_file: JSON hints (module docstring). random_hints: else this many hints at random
             places, coloured from the image (seeded by ``seed``).
-        figure: also write a side-by-side figure there.
+        figure: also write a side-by-side figure there (the photo shrunk to fit).
+        progress: show a progress bar on stderr for photos that take a while (on a terminal).
 
     Returns:
         ``{"colorized": out, "figure": figure}`` (figure only when asked).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unreadable image, hint file or checkpoint,
+            bad hints, or an output path that cannot be written; all checked before the model
+            runs (the output paths before anything is read).
     """
     from adacolor.model import load_colorizer
 
     if (hint_file is None) == (random_hints is None):
         raise ValueError("give exactly one of a hint file (--hints) or a number of random hints (--random-hints)")
+    out = _check_output(out, IMAGE_SUFFIXES, "--out")
+    figure = _check_output(figure, FIGURE_SUFFIXES, "--figure") if figure is not None else None
+    hints = load_user_hints(hint_file) if hint_file is not None else None
+    pixels = _read_pixels(image)
+    height, width = pixels.shape[-2:]
+    if hints is None:
+        hints = random_user_hints(height, width, int(random_hints), seed=seed)
+    _check_inside(hints, (height, width))
     model = checkpoint if isinstance(checkpoint, Colorizer) else load_colorizer(checkpoint)
-    rgb = load_image(image)
-    height, width = rgb.shape[-2:]
-    hints = load_user_hints(hint_file) if hint_file is not None else \
-        random_user_hints(height, width, int(random_hints), seed=seed)
-    result = colorize(model, rgb, hints)
-    paths = {"colorized": save_image(result["rgb"], out)}
+    model.eval()
+    written = np.empty((height, width, 3), dtype=np.uint8)
+    with _progress(pixels, progress) as bar:
+        prediction = _predict(model, pixels, hints, bar.update)
+        for top, end, colour, _ in _recombine(pixels, prediction["ab"], bar.update):
+            written[top:end] = _to_8bit(colour)
+    paths = {"colorized": _write_pixels(written, out)}
     if figure is not None:
+        original = _preview(pixels.permute(1, 2, 0).numpy())
+        scale = original.shape[-1] / width
+        light, ab = lab_split(original[None])
+        result = {**prediction, "rgb": _preview(written), "gray": lab_merge(light, torch.zeros_like(ab))[0]}
+        shown = [UserHint(h.x * scale, h.y * scale, h.size, h.ab) for h in hints]
         name = model.spec.name if model.spec is not None else "colorizer"
-        title = f"{name}: {len(hints)} hints, {result['gflops']:.3f} GFLOPs"
-        paths["figure"] = save_figure(result, figure, original=rgb, hints=hints, title=title)
+        title = f"{name}: {len(hints)} hints, {prediction['gflops']:.3f} GFLOPs"
+        paths["figure"] = save_figure(result, figure, original=original, hints=shown, title=title)
     return paths

@@ -10,6 +10,7 @@ A recipe is a YAML mapping of ``TrainConfig`` fields, shipped in ``recipes/``; t
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -22,6 +23,7 @@ __all__ = [
     "TrainConfig",
     "RECIPE_DIR",
     "list_recipes",
+    "recipe_description",
     "recipe_path",
     "load_recipe",
     "parse_overrides",
@@ -44,6 +46,8 @@ class TrainConfig:
     patch_size: Optional[int] = None       # None: the backbone's (16)
     depth: Optional[int] = None            # None: the model's (12, or its -d6 / -d24)
     drop_path: float = 0.0                 # stochastic depth; iColoriT trains without it
+    patch_groups: Optional[int] = None     # AdaColViT's G (1: no patch selection); None: the model's (2)
+    layer_skip: Optional[bool] = None      # AdaColViT's sub-layer skipping; None: the model's (on)
     # loss
     huber_delta: float = 0.01              # iColoriT's Huber delta on ab / 110
     sparsity_weight: float = 1.0           # weight of the sparsity loss (adaptive models)
@@ -121,7 +125,7 @@ class TrainConfig:
     def model_options(self) -> dict[str, Any]:
         """Keyword arguments of ``create_colorizer`` besides the name."""
         options: dict[str, Any] = dict(image_size=self.image_size, backbone=self.backbone)
-        for name in ("patch_size", "depth", "beta_patch", "beta_layer"):
+        for name in ("patch_size", "depth", "beta_patch", "beta_layer", "patch_groups", "layer_skip"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         if self.drop_path:
@@ -214,6 +218,24 @@ def list_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def recipe_description(recipe: Union[str, Path]) -> str:
+    """The first sentence of a recipe's leading comment (``adacolor list`` shows it).
+
+    The comment lines before the first key, up to an indented example command, are joined;
+    an undocumented recipe gives ``""``.
+    """
+    lines: list[str] = []
+    for line in recipe_path(recipe).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:]
+        if text.startswith("   "):  # "#   adacolor train ...": an example, not prose
+            break
+        lines.append(text.strip())
+    prose = " ".join(part for part in lines if part)
+    return re.split(r"(?<=\.)\s", prose, maxsplit=1)[0]
+
+
 def recipe_path(recipe: Union[str, Path]) -> Path:
     """A shipped recipe's file by name, or a YAML file path."""
     path = Path(recipe)
@@ -231,12 +253,27 @@ def load_recipe(recipe: Union[str, Path], _seen: tuple[Path, ...] = ()) -> dict[
     path = recipe_path(recipe).resolve()
     if path in _seen:
         raise ValueError(f"recipe inheritance loops: {' -> '.join(str(p) for p in _seen + (path,))}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"recipe {where} is not valid YAML ({problem}); a recipe is a mapping of "
+                         f"config keys, one 'key: value' per line") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"recipe {path} is not a text file; a recipe is YAML, one 'key: value' "
+                         f"per line") from None
     if not isinstance(raw, dict):
         raise ValueError(f"recipe {path} must be a mapping of config keys, got {type(raw).__name__}")
+    not_names = [key for key in raw if not isinstance(key, str)]
+    if not_names:
+        raise ValueError(f"recipe {path}: keys must be config field names, got {not_names!r}")
     values: dict[str, Any] = {}
     parent = raw.pop("inherit", None)
+    if parent is not None and not isinstance(parent, str):
+        raise ValueError(f"recipe {path}: 'inherit' takes a recipe name, got {parent!r}")
     if parent is not None:
         base = path.parent / f"{parent}.yaml"
         values.update(load_recipe(base if base.is_file() else parent, _seen + (path,)))

@@ -5,6 +5,10 @@
 The hint sets of a dataset are drawn once from a seed and saved beside the outputs
 (``hints.json``); a later evaluation into the same folder, or one given ``--hint-file``,
 reuses them, so that every model is scored on identical hints.
+
+Each readable image is scored once, with the hints of its own position in the set. A file that
+cannot be decoded is skipped (never replaced by another image, as a training set does), and
+the skipped files are counted and listed in ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,43 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
 
 from adacolor.model import Colorizer, colorizer_gflops
 
 __all__ = ["evaluate", "hint_sets_for", "markdown_table", "run_evaluation"]
+
+
+class _EachImageOnce(Dataset):
+    """The items of an evaluation set by position, each file decoded once and never replaced.
+
+    Items are ``{"rgb": (3, S, S), "position": i, "error": ""}``; for a file of an image folder
+    that cannot be decoded, ``rgb`` is zeros and ``error`` says which file and why.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        from adacolor.data import ImageFolder, load_rgb
+
+        dataset, index = self.dataset, position
+        while isinstance(dataset, Subset):
+            dataset, index = dataset.dataset, dataset.indices[index]
+        if not isinstance(dataset, ImageFolder):  # in memory: nothing to fail
+            return {"rgb": self.dataset[position]["rgb"], "position": position, "error": ""}
+        path = dataset.files[index]
+        try:
+            image = load_rgb(path)
+        except Exception as error:  # any decoder failure (as ImageFolder): OSError, ValueError, SyntaxError...
+            size = dataset.image_size
+            return {"rgb": torch.zeros(3, size, size), "position": position,
+                    "error": f"{path}: {type(error).__name__}: {error}"}
+        return {"rgb": dataset.transform(image), "position": position, "error": ""}
 
 
 @torch.no_grad()
@@ -31,49 +67,68 @@ def evaluate(
         batch_size: int = 16,
         lpips: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
         device: Union[str, torch.device] = "cpu",
+        progress: bool = False,
 ) -> dict[str, Any]:
     """Scores ``model`` on ``dataset`` with ``k`` hints per image, for each k in ``ks``.
 
     Args:
         model: a colorizer at the dataset's image size (put in eval mode here).
         dataset: items ``{"rgb": (3, S, S)}``; image i gets the hints of entry i of the sets.
+            Files of an image folder that cannot be decoded are skipped, not replaced.
         hint_sets: from ``hints.make_eval_hint_sets(len(dataset), S, S, counts)`` with every k.
         ks: hint counts to score.
         batch_size: images per forward.
         lpips: ``(pred, target) -> (B,)`` in [0, 1] (e.g. ``lpips.LPIPS("alex")``); None: skipped.
         device: where the model runs.
+        progress: show a progress bar on stderr (only when it is a terminal).
 
     Returns:
-        ``{"images": n, "psnr@k": mean dB, "lpips@k": mean, "gflops@k": mean per image,
-        "gflops": mean over all k}``; GFLOPs are those the decisions actually cost.
+        ``{"images": n scored, "skipped": files skipped, "skipped_files": ["path: reason", ...],
+        "psnr@k": mean dB, "lpips@k": mean, "gflops@k": mean per image, "gflops": mean over all
+        k}``; GFLOPs are those the decisions actually cost.
+
+    Raises:
+        ValueError: the dataset is empty or none of its images can be read.
     """
     from adacolor.color import lab_merge, lab_split
     from adacolor.hints import model_input, render_hints
     from adacolor.metrics import psnr
 
+    if len(dataset) == 0:
+        raise ValueError("the evaluation dataset is empty")
     model.eval()
     device = torch.device(device)
     sums: dict[str, float] = {}
     count = 0
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in loader:
-        rgb = batch["rgb"].to(device)
-        B = rgb.shape[0]
-        l_norm, ab = lab_split(rgb)
-        for k in ks:
-            points = [_points(hint_sets, k, count + i) for i in range(B)]
-            hint_ab, hint_mask = render_hints(ab, points)
-            pred_ab = model(model_input(l_norm, hint_ab.to(device), hint_mask.to(device)))
-            out = lab_merge(l_norm, pred_ab).clamp(0.0, 1.0)
-            scores = {f"psnr@{k}": psnr(out, rgb), f"gflops@{k}": colorizer_gflops(model, B)}
-            if lpips is not None:
-                scores[f"lpips@{k}"] = lpips(out, rgb)
-            for name, values in scores.items():
-                sums[name] = sums.get(name, 0.0) + float(values.double().sum())
-        count += B
+    skipped: list[str] = []
+    loader = DataLoader(_EachImageOnce(dataset), batch_size=batch_size, shuffle=False)
+    with tqdm(total=len(dataset), desc="evaluate", unit="img", disable=None if progress else True,
+              dynamic_ncols=True) as bar:
+        for batch in loader:
+            bar.update(len(batch["error"]))
+            skipped += [error for error in batch["error"] if error]
+            keep = [i for i, error in enumerate(batch["error"]) if not error]
+            if not keep:
+                continue
+            rgb = batch["rgb"][keep].to(device)
+            positions = [int(batch["position"][i]) for i in keep]
+            B = rgb.shape[0]
+            l_norm, ab = lab_split(rgb)
+            for k in ks:
+                points = [_points(hint_sets, k, position) for position in positions]
+                hint_ab, hint_mask = render_hints(ab, points)
+                pred_ab = model(model_input(l_norm, hint_ab.to(device), hint_mask.to(device)))
+                out = lab_merge(l_norm, pred_ab).clamp(0.0, 1.0)
+                scores = {f"psnr@{k}": psnr(out, rgb), f"gflops@{k}": colorizer_gflops(model, B)}
+                if lpips is not None:
+                    scores[f"lpips@{k}"] = lpips(out, rgb)
+                for name, values in scores.items():
+                    sums[name] = sums.get(name, 0.0) + float(values.double().sum())
+            count += B
     if count == 0:
-        raise ValueError("the evaluation dataset is empty")
-    metrics: dict[str, Any] = {"images": count}
+        raise ValueError(f"none of the {len(dataset)} images of the evaluation set can be read; "
+                         f"first: {skipped[0]}")
+    metrics: dict[str, Any] = {"images": count, "skipped": len(skipped), "skipped_files": skipped}
     metrics.update({name: total / count for name, total in sorted(sums.items())})
     metrics["gflops"] = sum(metrics[f"gflops@{k}"] for k in ks) / len(ks)
     return metrics
@@ -154,6 +209,7 @@ def run_evaluation(
         batch_size: int = 16,
         device: Union[str, torch.device] = "cpu",
         name: str = "",
+        progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluates on a data spec and writes ``metrics.json`` and ``metrics.md`` in ``out_dir``.
 
@@ -167,6 +223,12 @@ def run_evaluation(
         batch_size: images per forward.
         device: where it runs.
         name: the model's label in the table.
+        progress: show a progress bar on stderr (only when it is a terminal).
+
+    Returns:
+        What ``metrics.json`` holds: the model, data, image size, hint file, seed and the
+        metrics of ``evaluate`` (images scored, files skipped, PSNR@k...), and a ``note`` when
+        LPIPS was skipped or images were.
     """
     from adacolor.data import evenly_spaced, image_dataset
 
@@ -178,11 +240,15 @@ def run_evaluation(
     dataset = image_dataset(data, size, train=False)
     if num_images is not None:
         dataset = evenly_spaced(dataset, num_images)
+    metric, note = _lpips_metric(lpips, device)
     hint_path = Path(hint_file) if hint_file is not None else out / "hints.json"
     hint_size = 2
     sets = hint_sets_for(hint_path, len(dataset), size, ks, hint_size, seed)
-    metric, note = _lpips_metric(lpips, device)
-    metrics = evaluate(model, dataset, sets, ks, batch_size, metric, device)
+    metrics = evaluate(model, dataset, sets, ks, batch_size, metric, device, progress=progress)
+    if metrics["skipped"]:
+        skip_note = (f"{metrics['skipped']} of {len(dataset)} images could not be read and were skipped "
+                     f"(not replaced); the {metrics['images']} others were scored; metrics.json lists them")
+        note = f"{note}; {skip_note}" if note else skip_note
     label = name or (model.spec.name if model.spec is not None else "colorizer")
     result = {"model": label, "data": data, "image_size": size, "hint_file": str(hint_path),
               "seed": seed, **metrics}

@@ -12,6 +12,7 @@ out channel-major so that ``pixel_shuffle`` puts them in place), then a 3x3 conv
 from __future__ import annotations
 
 import importlib
+import pickle
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "head_gflops",
     "colorizer_gflops",
     "colorizer_state",
+    "read_checkpoint",
     "load_colorizer",
 ]
 
@@ -402,24 +404,66 @@ def colorizer_state(model: Colorizer) -> dict[str, Any]:
     return {"model_args": dict(args), "model": model.state_dict()}
 
 
+_FILE_KINDS = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+               (b"RIFF", "a RIFF file (WebP, WAV...)"), (b"%PDF", "a PDF document"))
+
+
+def read_checkpoint(path: Union[str, Path], map_location: str = "cpu") -> dict[str, Any]:
+    """A checkpoint's dict, read with ``torch.load(weights_only=True)`` (tensors and plain
+    containers only, so a file cannot run code).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: naming the file and what is wrong with it (empty, truncated, an image, not
+            a torch file, not a dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `adacolor train --out DIR` "
+                                f"(it writes DIR/checkpoint.pt)")
+    accepted = "expected a checkpoint.pt written by `adacolor train`"
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is an empty file; {accepted}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
+        with open(path, "rb") as f:
+            head = f.read(8)
+        kind = next((name for magic, name in _FILE_KINDS if head.startswith(magic)), None)
+        if kind is not None:
+            reason = f"it is {kind}"
+        elif head.startswith(b"PK"):
+            reason = "its zip archive is truncated or damaged"
+        elif isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            reason = "it holds Python objects other than tensors and plain containers, which are never loaded"
+        else:
+            reason = f"it is not a PyTorch file ({type(error).__name__})"
+        raise ValueError(f"checkpoint {path} cannot be read: {reason}; {accepted}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a dict; {accepted}")
+    return state
+
+
 def load_colorizer(checkpoint: Union[str, Path, dict[str, Any]], map_location: str = "cpu") -> Colorizer:
     """Rebuilds a colorizer from a checkpoint (a path, or the loaded dict) written by training.
 
     Returns the model in eval mode.
-    """
-    if isinstance(checkpoint, dict):
-        state = checkpoint
-    else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}; train one with `adacolor train --out DIR` "
-                                    f"(it writes DIR/checkpoint.pt)")
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    if "model_args" not in state or "model" not in state:
-        raise ValueError(f"{checkpoint if not isinstance(checkpoint, dict) else 'the checkpoint'} is not a "
-                         f"colorizer checkpoint: it needs 'model_args' and 'model', has {sorted(state)}")
-    args = dict(state["model_args"])
-    model = create_colorizer(args.pop("name"), **args)
-    model.load_state_dict(state["model"])
-    return model.eval()
 
+    Raises:
+        FileNotFoundError: no file at the path.
+        ValueError: naming the file: not a readable checkpoint (``read_checkpoint``), or not a
+            colorizer's (no model, or weights that do not fit it).
+    """
+    where = "the checkpoint" if isinstance(checkpoint, dict) else f"checkpoint {checkpoint}"
+    state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint, map_location)
+    if "model_args" not in state or "model" not in state:
+        raise ValueError(f"{where} is not a colorizer checkpoint: it needs 'model_args' and 'model', "
+                         f"has {sorted(map(str, state))}")
+    args = dict(state["model_args"])
+    try:
+        model = create_colorizer(args.pop("name"), **args)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{where} does not rebuild a colorizer: {first}") from None
+    return model.eval()

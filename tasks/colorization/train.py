@@ -18,6 +18,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ from tqdm import tqdm
 from adacolor.config import TrainConfig, config_dict, save_config
 from adacolor.data import evenly_spaced, image_dataset
 from adacolor.loss import colorization_loss
-from adacolor.model import Colorizer, colorizer_state, create_colorizer
+from adacolor.model import Colorizer, colorizer_state, create_colorizer, read_checkpoint
 
 __all__ = [
     "epoch_order",
@@ -43,6 +45,7 @@ __all__ = [
     "WarmupCosine",
     "param_groups",
     "Context",
+    "StopRequest",
     "train_one_epoch",
     "train",
     "save_checkpoint",
@@ -190,7 +193,8 @@ def _start_processes(config: TrainConfig) -> tuple[Context, bool]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but torch sees no GPU; use --set device=cpu (or auto)")
+        raise ValueError("device=cuda, but torch sees no CUDA GPU on this machine; use device=cpu or "
+                         "device=auto (--set device=auto)")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:
@@ -214,6 +218,60 @@ def _mean_over_processes(values: dict[str, float], context: Context) -> dict[str
                      device=context.device if context.device.type == "cuda" else "cpu")
     dist.all_reduce(t)
     return {k: float(v) / context.world_size for k, v in zip(keys, t.tolist())}
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C) and SIGTERM during training, turned into a request to stop cleanly.
+
+    While active (a ``with`` block, in the main thread), the first of these signals is only
+    remembered: the loop finishes the step it is in, writes a checkpoint there and returns.
+    The handlers in place before are put back at once, so a second signal acts as usual
+    (Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process). In other threads (where
+    signals cannot be caught) nothing is installed and no stop is ever requested.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def agreed(self, context: "Context") -> bool:
+        """Whether to stop now; with several processes, whether any of them was signalled (all
+        must stop at the same step, since the checkpoint gathers from every process)."""
+        requested = self.signal_name is not None
+        if context.world_size == 1:
+            return requested
+        flag = torch.tensor([1.0 if requested else 0.0],
+                            device=context.device if context.device.type == "cuda" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() > 0 and self.signal_name is None:
+            self.signal_name = "a signal to another process"
+        return bool(flag.item() > 0)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the training process (which stops after its step);
+    a worker that died of it would end the run before the checkpoint is written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _bare(model: nn.Module) -> Colorizer:
@@ -349,9 +407,18 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
         stop_at_step: return after this global step without saving anything more, as if
             killed there (tests, and time-boxed runs that resume later).
 
+    SIGINT (Ctrl-C) or SIGTERM, when called from the main thread, stops the run after the
+    current step with a checkpoint at that step (see ``StopRequest``); running the same call
+    again resumes it, and the result equals an uninterrupted run.
+
     Returns:
         ``{"step", "out_dir", "checkpoint", "metrics" (the last evaluation; empty off rank 0),
-        "train" (mean loss terms of the last epoch run), "stopped", "rank"}``.
+        "train" (mean loss terms of the last epoch run), "stopped", "interrupted" (the signal's
+        name, e.g. ``"SIGINT"``, or None), "rank"}``.
+
+    Raises:
+        ValueError: a bad config for this machine (``device=cuda`` without CUDA), data that
+            cannot be used, or a checkpoint in ``out_dir`` that cannot be read or resumed.
     """
     from adacolor.evaluate import evaluate
     from adacolor.hints import HintConfig, make_eval_hint_sets
@@ -381,7 +448,11 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
 
         step = 0
         if resume and checkpoint_path.is_file():
-            state = torch.load(checkpoint_path, map_location=context.device, weights_only=True)
+            state = read_checkpoint(checkpoint_path, map_location=str(context.device))
+            missing = sorted({"model", "optimizer", "scheduler", "rng", "step", "config"} - set(state))
+            if missing:
+                raise ValueError(f"checkpoint {checkpoint_path} is not a training checkpoint (no "
+                                 f"{', '.join(missing)}); train into a new --out, or pass --no-resume")
             _check_resumable(state["config"], config, checkpoint_path)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -461,32 +532,40 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
                 return True
             if at == total_steps:
                 return True
-            if (config.eval_every and at % config.eval_every == 0) or (not config.eval_every and end_of_epoch):
+            stopping = stop.agreed(context)
+            if not stopping and ((config.eval_every and at % config.eval_every == 0)
+                                 or (not config.eval_every and end_of_epoch)):
                 metrics = evaluate_now(at)
-            if (config.checkpoint_every and at % config.checkpoint_every == 0) or \
+            if stopping or (config.checkpoint_every and at % config.checkpoint_every == 0) or \
                     (not config.checkpoint_every and end_of_epoch):
                 checkpoint_now(at)
-            return False
+            return stopping
 
-        while step < total_steps:
-            epoch, start = divmod(step, steps_per_epoch)
-            order = epoch_order(len(images), config.batch_size, config.seed, epoch)
-            batches = ShardBatches(order, config.seed, epoch, context.rank, context.world_size, start)
-            loader = DataLoader(items, batch_sampler=batches, num_workers=config.num_workers,
-                                pin_memory=context.device.type == "cuda")
-            last = train_one_epoch(ddp_model, loader, optimizer, scheduler, config, context, step, after_step)
-            step = last["step"]
-            if last["stopped"] and stop_at_step is not None and step >= stop_at_step and step < total_steps:
-                bar.close()
-                return {"step": step, "out_dir": str(out), "checkpoint": str(checkpoint_path),
-                        "metrics": metrics, "train": last, "stopped": True, "rank": context.rank}
+        with StopRequest() as stop:
+            while step < total_steps:
+                epoch, start = divmod(step, steps_per_epoch)
+                order = epoch_order(len(images), config.batch_size, config.seed, epoch)
+                batches = ShardBatches(order, config.seed, epoch, context.rank, context.world_size, start)
+                loader = DataLoader(items, batch_sampler=batches, num_workers=config.num_workers,
+                                    pin_memory=context.device.type == "cuda",
+                                    worker_init_fn=_ignore_sigint if config.num_workers else None)
+                last = train_one_epoch(ddp_model, loader, optimizer, scheduler, config, context, step,
+                                       after_step)
+                step = last["step"]
+                interrupted = last["stopped"] and stop.signal_name is not None and step < total_steps
+                if interrupted or (last["stopped"] and stop_at_step is not None and step >= stop_at_step
+                                   and step < total_steps):
+                    bar.close()
+                    return {"step": step, "out_dir": str(out), "checkpoint": str(checkpoint_path),
+                            "metrics": metrics, "train": last, "stopped": True,
+                            "interrupted": stop.signal_name if interrupted else None, "rank": context.rank}
         bar.close()
         metrics = evaluate_now(step)
         checkpoint_now(step)
         if context.is_main:
             (out / "metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
         return {"step": step, "out_dir": str(out), "checkpoint": str(checkpoint_path), "metrics": metrics,
-                "train": last, "stopped": False, "rank": context.rank}
+                "train": last, "stopped": False, "interrupted": None, "rank": context.rank}
     finally:
         if started:
             dist.destroy_process_group()

@@ -56,12 +56,8 @@ def test_evaluate_on_shared_images_with_saved_hint_sets(tmp_path: Path) -> None:
         run_evaluation(dense, "shared:imagenette/val", tmp_path / "dense", ks=(1, 10), num_images=5, lpips="none")
 
 
-def test_lpips_is_reported_when_asked(tmp_path: Path) -> None:
+def test_lpips_is_reported_when_asked(tmp_path: Path, lpips_weights: dict[str, Path]) -> None:
     _require_shared()
-    from adacolor.lpips import default_cache_dir, fetch_weights
-
-    if not (default_cache_dir() / "alex.pth").is_file():
-        fetch_weights()
     result = run_evaluation(_tiny(), "shared:imagenette/val", tmp_path, ks=(2,), num_images=2, lpips="alex")
     assert 0.0 < result["lpips@2"] < 1.5
 

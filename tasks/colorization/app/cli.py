@@ -1,0 +1,114 @@
+"""``adacolor app``: the interactive colorization page on a shipped model or a checkpoint.
+
+    adacolor app                                # every shipped model, the default first
+    adacolor app --model adacolvit-t            # one shipped model
+    adacolor app --checkpoint runs/ada/checkpoint.pt --port 8001
+
+It prints its URL once the port accepts connections. Only argparse is imported here at module
+level, so building ``adacolor``'s parser stays fast; the server and torch load in :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Optional
+
+__all__ = ["add_arguments", "load_models", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``app``'s options to ``parser`` (a sub-command's parser); returns it."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", default=None, metavar="NAME",
+                        help="serve this shipped model (adacolor list); default: all shipped models")
+    source.add_argument("--checkpoint", default=None, metavar="CKPT",
+                        help="serve a training checkpoint (adacolor train --out DIR writes DIR/checkpoint.pt)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; the app has no login)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--max-images", type=int, default=None, help="photos kept in memory (default 16)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    return parser
+
+
+def load_models(model: Optional[str] = None, checkpoint: Optional[str] = None
+                ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The colorizers to serve and a line describing each.
+
+    Args:
+        model: a shipped model's name; None with no checkpoint: every shipped model.
+        checkpoint: a training checkpoint to serve instead.
+
+    Returns:
+        (name -> colorizer in eval mode, default first; name -> description).
+
+    Raises:
+        ValueError: an unknown shipped model, or none shipped and no checkpoint given.
+        FileNotFoundError: no checkpoint at that path.
+    """
+    if checkpoint is not None:
+        from adacolor.model import load_colorizer
+
+        colorizer = load_colorizer(checkpoint)
+        name = colorizer.build_args["name"]
+        return {name: colorizer.eval()}, {name: f"checkpoint {checkpoint}"}
+
+    import adacolor.weights as weights  # a real error inside the package propagates
+
+    list_shipped = getattr(weights, "list_shipped", None)
+    shipped = list_shipped() if list_shipped is not None else []
+    if not shipped:
+        raise ValueError("this installation ships no trained colorizer; serve a checkpoint instead: "
+                         "adacolor app --checkpoint runs/ada/checkpoint.pt (train one with adacolor train)")
+    cards = {entry["name"]: entry for entry in shipped}
+    if model is not None:
+        names = [model]
+    else:
+        default = getattr(weights, "DEFAULT_MODEL", None)
+        names = sorted(cards, key=lambda n: n != default)
+    models = {name: weights.load_shipped(name).eval() for name in names}  # ValueError names the choices
+    return models, {name: str(cards.get(name, {}).get("description", "")) for name in names}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Loads the models, prints the URL and serves until Ctrl+C; returns the exit status."""
+    from adacolor.app.serve import bind, serve, url_of
+    from adacolor.app.server import DEFAULT_MAX_IMAGES, create_app
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    models, descriptions = load_models(args.model, args.checkpoint)
+    app = create_app(models, max_images=args.max_images or DEFAULT_MAX_IMAGES, descriptions=descriptions)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as error:
+        raise ValueError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); "
+                         f"is another server running there? try --port 0 for any free port") from None
+    url = url_of(sock)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"adacolor app: warning: listening on {args.host}, so other machines can reach this app "
+              f"(it has no login)", file=sys.stderr)
+    print(f"adacolor app: serving {', '.join(models)} at {url}  (Ctrl+C to stop)", flush=True)
+    try:
+        serve(app, sock)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m adacolor.app.cli``: the same as ``adacolor app``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="adacolor app", description=__doc__.split("\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"adacolor app: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Where one forward spent its compute: per patch and per block, from the model's record.
+
+The gates of an adaptive colorizer decide, per photo, which patch tokens run each sub-layer at
+full width and which attention / FFN sub-layers of a block run at all. A :class:`ComputeMap` is
+that decision of one image laid out for people: the fraction of sub-layers each patch ran at
+full width (a map over the patch grid) and, per block, whether its attention and FFN ran.
+
+    >>> result = colorize(model, rgb, hints)          # one forward of the model
+    >>> where = model_compute_map(model)              # what that forward decided
+    >>> where.full_width.shape, where.skipped()[:2]   # (rows, cols), [[], ["ffn"]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import adaprune
+from adaprune import Record
+
+__all__ = ["SUBLAYERS", "ComputeMap", "from_record", "dense_compute_map", "model_compute_map", "render_compute_map"]
+
+SUBLAYERS = ("attention", "ffn")  # the order of a block's two sub-layers in a record
+
+
+@dataclass(frozen=True)
+class ComputeMap:
+    """The compute decisions of one forward of one image.
+
+    Attributes:
+        full_width: (rows, cols) float in [0, 1]: per patch, the fraction of all sub-layers
+            (attention and FFN of every block) that ran this patch's token at full width.
+            A skipped sub-layer counts as not at full width for every patch.
+        ran: (L, 2) bool: whether block l's attention (column 0) and FFN (column 1) ran.
+        adaptive: whether gates made these decisions (False: a dense model, all at full width).
+    """
+
+    full_width: Tensor
+    ran: Tensor
+    adaptive: bool
+
+    def skipped(self) -> list[list[str]]:
+        """Per block, the names of its skipped sub-layers (``SUBLAYERS``), e.g. ``[[], ["ffn"]]``."""
+        return [[name for name, ran in zip(SUBLAYERS, row) if not ran] for row in self.ran.tolist()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"adaptive", "grid" (rows x cols lists), "blocks": [{"attention": bool,
+        "ffn": bool}] (True = ran), "full_width_mean", "sublayers_ran"}``."""
+        return {
+            "adaptive": self.adaptive,
+            "grid": [[round(float(v), 4) for v in row] for row in self.full_width.tolist()],
+            "blocks": [dict(zip(SUBLAYERS, (bool(v) for v in row))) for row in self.ran.tolist()],
+            "full_width_mean": float(self.full_width.mean()) if self.full_width.numel() else 1.0,
+            "sublayers_ran": float(self.ran.float().mean()) if self.ran.numel() else 1.0,
+        }
+
+
+def from_record(record: Record, index: int = 0) -> ComputeMap:
+    """The compute map of image ``index`` of a wrapped ViT's last forward.
+
+    A method without token decisions (``token_masks`` None) runs every token of a sub-layer
+    that ran at full width.
+
+    Args:
+        record: ``adaprune.last_record(vit)``.
+        index: which image of that forward's batch.
+    """
+    ran = torch.stack([block.layer_keep[index].detach() for block in record.blocks]) > 0.5  # (L, 2)
+    count = record.grid_size[0] * record.grid_size[1]
+    per_sublayer = []
+    for block, block_ran in zip(record.blocks, ran):
+        if block.token_masks is None:
+            masks = torch.ones(2, count, dtype=torch.bool)
+        else:
+            masks = block.token_masks[index].detach().float() > 0.5  # (2, Np)
+        per_sublayer.append(masks.cpu() & block_ran.cpu()[:, None])
+    stacked = torch.stack(per_sublayer).float()  # (L, 2, Np)
+    full_width = stacked.mean(dim=(0, 1)).view(*record.grid_size)
+    return ComputeMap(full_width=full_width, ran=ran.cpu(), adaptive=True)
+
+
+def dense_compute_map(grid_size: tuple[int, int], depth: int) -> ComputeMap:
+    """Everything at full width: ``depth`` blocks over a ``grid_size`` patch grid."""
+    return ComputeMap(full_width=torch.ones(grid_size), ran=torch.ones(depth, 2, dtype=torch.bool), adaptive=False)
+
+
+def model_compute_map(model: torch.nn.Module) -> ComputeMap:
+    """The compute map of the last forward of a colorizer (batch 1).
+
+    Adaptive ViT colorizers: their record; dense ViT colorizers: all at full width over their
+    patch grid; image-to-image networks (no patches, no blocks): a 1 x 1 map at full width.
+
+    Raises:
+        RuntimeError: an adaptive model that has not run a forward yet.
+    """
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return dense_compute_map((1, 1), 0)
+    if adaprune.is_wrapped(backbone):
+        return from_record(adaprune.last_record(backbone))
+    return dense_compute_map(tuple(backbone.patch_embed.grid_size), len(backbone.blocks))
+
+
+# magma at 0, 1/4, 1/2, 3/4, 1 (matplotlib's values), interpolated linearly: dark = little compute
+_MAGMA = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
+
+
+def render_compute_map(where: Union[ComputeMap, Tensor], size: tuple[int, int]) -> np.ndarray:
+    """The per-patch map as an RGB picture over an image of ``size``, one flat tile per patch.
+
+    The model sees the photo squashed to its square input, so its patch grid is stretched over
+    the photo the same way: tile (r, c) covers rows ``r*H/rows .. (r+1)*H/rows``.
+
+    Args:
+        where: a ComputeMap, or its ``full_width`` (rows, cols) in [0, 1].
+        size: (H, W) of the picture.
+
+    Returns:
+        (H, W, 3) uint8, magma colours (black: no sub-layer at full width, pale yellow: all).
+    """
+    values = (where.full_width if isinstance(where, ComputeMap) else where).detach().cpu().double().numpy()
+    rows, cols = values.shape
+    height, width = size
+    row_of = np.minimum(np.arange(height) * rows // height, rows - 1)
+    col_of = np.minimum(np.arange(width) * cols // width, cols - 1)
+    position = np.clip(values, 0.0, 1.0) * (len(_MAGMA) - 1)
+    low = np.minimum(np.floor(position).astype(int), len(_MAGMA) - 2)
+    t = (position - low)[..., None]
+    colours = np.rint(_MAGMA[low] * (1 - t) + _MAGMA[low + 1] * t).astype(np.uint8)  # (rows, cols, 3)
+    return colours[row_of[:, None], col_of[None, :]]

@@ -1,0 +1,389 @@
+"""The reproduction's report: ``results.json`` -> ``report.md`` text, and the paper's claims as
+checks on our numbers. Pure functions of plain data; nothing here runs a model.
+
+    >>> claims = check_claims(results)       # [{"claim", "paper", "ours", "holds"}, ...]
+    >>> text = build_report(results)         # markdown, every table beside the paper's figures
+
+A claim whose numbers are missing has ``holds: None`` and says so; a claim that our numbers do
+not support has ``holds: False`` and the report says "does not hold".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Optional, Sequence
+
+__all__ = [
+    "PAPER",
+    "spread",
+    "claim_efficiency",
+    "claim_transfer",
+    "claim_faster",
+    "claim_pareto",
+    "claim_beats_baselines",
+    "claim_best_groups",
+    "claim_learned_beats_random",
+    "claim_compute_varies",
+    "check_claims",
+    "build_report",
+]
+
+# The paper's own figures, as typed in from "Real-Time User-guided Adaptive Colorization with
+# Vision Transformer" (AdaColViT, WACV 2024). Only the figures this project has quoted from
+# the paper so far are filled in (GFLOPs of its Tables 1-3, the budgets); the PSNR / LPIPS /
+# latency cells are None: the paper's text was not available offline when this was written,
+# and a figure is never guessed. Fill them in from the paper's tables to see them beside ours.
+PAPER: dict[str, Any] = {
+    "citation": "AdaColViT (Real-Time User-guided Adaptive Colorization with Vision Transformer), WACV 2024",
+    "gflops": {                      # Tables 1-2, 224 px
+        "icolorit-t": 1.43,
+        "adacolvit-t": 0.78,
+        "swinir-t": None, "swinir-s": 1.96,   # the paper's SwinIR / Uformer colorizers
+        "uformer-t": None, "uformer-s": 2.46,
+    },
+    "psnr@10": {"icolorit-t": None, "adacolvit-t": None, "swinir-t": None, "uformer-t": None},
+    "lpips@10": {"icolorit-t": None, "adacolvit-t": None},
+    "table1": {},                    # {(dataset, run): psnr@10}; not typed in
+    "table2_latency_ms": {},         # not typed in
+    "table3_gflops": 1.2,            # methods compared at about 1.2 GFLOPs (iColoriT-T: 1.43)
+    "table4_best_groups": 2,         # G = 2 is the paper's choice
+    "betas": (0.5, 0.8),             # beta_patch, beta_layer of AdaColViT-T
+}
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min, p10, median, p90, max, mean and p90 / p10 of per-image values (linear percentiles)."""
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        raise ValueError("spread of no values")
+
+    def percentile(q: float) -> float:
+        position = (len(ordered) - 1) * q
+        low, high = math.floor(position), math.ceil(position)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    p10, p90 = percentile(0.1), percentile(0.9)
+    return {"min": ordered[0], "p10": p10, "median": percentile(0.5), "p90": p90, "max": ordered[-1],
+            "mean": sum(ordered) / len(ordered), "p90/p10": p90 / p10 if p10 > 0 else math.inf}
+
+
+def _claim(claim: str, paper: str, ours: str, holds: Optional[bool]) -> dict[str, Any]:
+    return {"claim": claim, "paper": paper, "ours": ours, "holds": holds}
+
+
+def _missing(claim: str, paper: str, what: str) -> dict[str, Any]:
+    return _claim(claim, paper, f"not measured: {what} missing", None)
+
+
+def claim_efficiency(reference: Optional[dict[str, float]], adaptive: Optional[dict[str, float]],
+                     tolerance_db: float = 0.05, max_ratio: float = 0.6) -> dict[str, Any]:
+    """AdaColViT-T within ``tolerance_db`` PSNR@10 of iColoriT-T at <= ``max_ratio`` of its GFLOPs.
+
+    Args:
+        reference: iColoriT-T's ``{"psnr@10", "gflops"}``; adaptive: AdaColViT-T's.
+    """
+    claim = f"AdaColViT-T within {tolerance_db:g} dB PSNR@10 of iColoriT-T at <= {max_ratio:.0%} of its GFLOPs"
+    paper = "Table 1: 0.78 against 1.43 GFLOPs (55%) at about iColoriT-T's PSNR"
+    if not reference or not adaptive:
+        return _missing(claim, paper, "iColoriT-T or AdaColViT-T")
+    gap = adaptive["psnr@10"] - reference["psnr@10"]
+    ratio = adaptive["gflops"] / reference["gflops"]
+    ours = f"{gap:+.3f} dB at {ratio:.1%} of the GFLOPs ({adaptive['gflops']:.3f} / {reference['gflops']:.3f})"
+    return _claim(claim, paper, ours, gap >= -tolerance_db and ratio <= max_ratio)
+
+
+def claim_transfer(rows: Sequence[dict[str, Any]], datasets: Sequence[str], tolerance_db: float = 0.05) -> dict[str, Any]:
+    """On every Table 1 dataset, AdaColViT-T's PSNR@10 is within ``tolerance_db`` of iColoriT-T's.
+
+    Args:
+        rows: Table 1 rows ``{"run", dataset: {"psnr@10", ...}}``.
+    """
+    claim = f"AdaColViT-T within {tolerance_db:g} dB PSNR@10 of iColoriT-T on {' and '.join(datasets)} (no training there)"
+    paper = "Table 1: AdaColViT-T about matches iColoriT-T on Oxford flowers and CUB-200"
+    by_run = {r["run"]: r for r in rows}
+    ref, ada = by_run.get("icolorit-t", {}), by_run.get("adacolvit-t", {})
+    gaps = {}
+    for name in datasets:
+        if name in ref and name in ada:
+            gaps[name] = ada[name]["psnr@10"] - ref[name]["psnr@10"]
+    if len(gaps) < len(datasets):
+        return _missing(claim, paper, "a Table 1 evaluation")
+    ours = ", ".join(f"{name} {gap:+.3f} dB" for name, gap in gaps.items())
+    return _claim(claim, paper, ours, all(g >= -tolerance_db for g in gaps.values()))
+
+
+def claim_faster(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """AdaColViT-T's single-thread batch-1 latency is below iColoriT-T's by more than their stds."""
+    claim = "AdaColViT-T is faster than iColoriT-T (single thread, batch 1)"
+    paper = "Table 2: AdaColViT-T has the lowest latency among the compared colorizers"
+    by_run = {r["run"]: r for r in rows}
+    ref, ada = by_run.get("icolorit-t"), by_run.get("adacolvit-t")
+    if not ref or not ada:
+        return _missing(claim, paper, "a Table 2 benchmark")
+    speedup = ref["latency_ms_mean"] / ada["latency_ms_mean"]
+    margin = ref["latency_ms_mean"] - ada["latency_ms_mean"] - ref["latency_ms_std"] - ada["latency_ms_std"]
+    ours = (f"{ada['latency_ms_mean']:.2f} ± {ada['latency_ms_std']:.2f} ms against "
+            f"{ref['latency_ms_mean']:.2f} ± {ref['latency_ms_std']:.2f} ms ({speedup:.2f}x)")
+    return _claim(claim, paper, ours, margin > 0)
+
+
+def claim_pareto(rows: Sequence[dict[str, Any]], run: str = "adacolvit-t", k: int = 10) -> dict[str, Any]:
+    """No other model of Fig. 4 has both at most the GFLOPs and at least the PSNR@k of ``run``."""
+    claim = f"AdaColViT-T is on the PSNR@{k} / GFLOPs front of Fig. 4 (no model is both cheaper and better)"
+    paper = "Fig. 4: AdaColViT gives the best PSNR for its GFLOPs at every hint count"
+    by_run = {r["run"]: r for r in rows}
+    own = by_run.get(run)
+    if own is None or len(rows) < 2:
+        return _missing(claim, paper, "Fig. 4 models")
+    key = f"psnr@{k}"
+    better = [r["label"] for r in rows if r["run"] != run and r["gflops"] <= own["gflops"] and r[key] >= own[key]]
+    ours = (f"dominated by {', '.join(better)}" if better else
+            f"not dominated ({own[key]:.2f} dB at {own['gflops']:.3f} GFLOPs among {len(rows)} models)")
+    return _claim(claim, paper, ours, not better)
+
+
+def claim_beats_baselines(rows: Sequence[dict[str, Any]], run: str = "adacolvit-t-t3", k: int = 10,
+                          gflops_tolerance: float = 0.1) -> dict[str, Any]:
+    """AdaColViT beats every other Table 3 method in PSNR@k at about equal (or fewer) GFLOPs:
+    its GFLOPs at most ``1 + gflops_tolerance`` times each method's."""
+    claim = "AdaColViT beats DynamicViT, AdaViT and A-ViT in PSNR@10 at about equal GFLOPs"
+    paper = "Table 3: AdaColViT has the best PSNR@10 of the adaptive ViTs at about 1.2 GFLOPs"
+    by_run = {r["run"]: r for r in rows}
+    own = by_run.get(run)
+    others = [r for r in rows if r["run"] != run]
+    if own is None or len(others) < 3:
+        return _missing(claim, paper, "Table 3 models")
+    key = f"psnr@{k}"
+    parts, ok = [], True
+    for r in others:
+        wins = own[key] > r[key] and own["gflops"] <= (1 + gflops_tolerance) * r["gflops"]
+        ok &= wins
+        parts.append(f"{r['label']} {own[key] - r[key]:+.3f} dB at {own['gflops'] / r['gflops']:.2f}x its GFLOPs")
+    return _claim(claim, paper, "; ".join(parts), ok)
+
+
+def claim_best_groups(rows: Sequence[dict[str, Any]], k: int = 10, best: int = 2) -> dict[str, Any]:
+    """G = ``best`` has the highest PSNR@k of the Table 4 rows (each ``{"groups", "psnr@k", "gflops"}``)."""
+    claim = f"G = {best} is the best number of groups (Table 4, PSNR@{k} at about equal GFLOPs)"
+    paper = "Table 4: G = 2 gives the best PSNR@10 and LPIPS@10"
+    if len({r.get("groups") for r in rows}) < 2 or best not in {r.get("groups") for r in rows}:
+        return _missing(claim, paper, "Table 4 models")
+    key = f"psnr@{k}"
+    top = max(rows, key=lambda r: r[key])
+    ours = ", ".join(f"G={r['groups']}: {r[key]:.2f} dB at {r['gflops']:.3f} GFLOPs" for r in rows)
+    return _claim(claim, paper, ours, top["groups"] == best)
+
+
+def claim_learned_beats_random(variants: dict[str, Sequence[dict[str, Any]]], k: int = 10) -> dict[str, Any]:
+    """Learned selection has a higher PSNR@k than random selection at the same keep ratios, at
+    every budget of every variant (entries ``{"learned": {"psnr@k"}, "random": {"psnr@k"}}``)."""
+    claim = "learned selection beats random selection at every budget (patch and layer, patch only, layer only)"
+    paper = "Fig. 6: the learned gates are above random selection at every budget"
+    points = [(v, e) for v, entries in variants.items() for e in entries]
+    if not points or any(not entries for entries in variants.values()):
+        return _missing(claim, paper, "Fig. 6 models")
+    key = f"psnr@{k}"
+    losses = [f"{v} ({e['beta_patch']:g}, {e['beta_layer']:g})" for v, e in points
+              if not e["learned"][key] > e["random"][key]]
+    gaps = [e["learned"][key] - e["random"][key] for _, e in points]
+    ours = (f"learned - random: {min(gaps):+.3f} to {max(gaps):+.3f} dB over {len(points)} budgets"
+            + (f"; not better at {', '.join(losses)}" if losses else ""))
+    return _claim(claim, paper, ours, not losses)
+
+
+def claim_compute_varies(stats: Optional[dict[str, float]], patterns: Optional[int] = None,
+                         min_ratio: float = 1.3) -> dict[str, Any]:
+    """Compute differs between images: p90 / p10 of per-image GFLOPs >= ``min_ratio``."""
+    claim = f"compute differs between images (p90 / p10 of per-image GFLOPs >= {min_ratio:g})"
+    paper = "Fig. 7: images with the least and the most GFLOPs differ visibly in content and in cost"
+    if not stats:
+        return _missing(claim, paper, "the per-image compute")
+    ours = (f"p10 {stats['p10']:.4f}, p90 {stats['p90']:.4f} GFLOPs: p90 / p10 = {stats['p90/p10']:.3f}; "
+            f"min {stats['min']:.4f}, max {stats['max']:.4f}"
+            + (f"; {patterns} distinct layer-decision pattern(s)" if patterns is not None else ""))
+    return _claim(claim, paper, ours, stats["p90/p10"] >= min_ratio)
+
+
+def check_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every claim checked on a ``results.json`` dict."""
+    fig4 = {r["run"]: r for r in results.get("fig4", {}).get("rows", [])}
+    table1 = results.get("table1", {})
+    fig7 = results.get("fig7", {})
+    return [
+        claim_efficiency(fig4.get("icolorit-t"), fig4.get("adacolvit-t")),
+        claim_transfer(table1.get("rows", []), table1.get("datasets", [])),
+        claim_faster(results.get("table2", {}).get("rows", [])),
+        claim_pareto(results.get("fig4", {}).get("rows", [])),
+        claim_beats_baselines(results.get("table3", {}).get("rows", [])),
+        claim_best_groups(results.get("table4", {}).get("rows", [])),
+        claim_learned_beats_random(results.get("fig6", {}).get("variants", {})),
+        claim_compute_varies(fig7.get("spread"), fig7.get("layer_patterns")),
+    ]
+
+
+# -- markdown --------------------------------------------------------------------------------
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: bool = True) -> str:
+    """A markdown table; numeric columns (all but the first) are right-aligned."""
+    rule = "|".join("---" if i == 0 or not numeric else "---:" for i in range(len(header)))
+    lines = ["| " + " | ".join(header) + " |", "|" + rule + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _missing_line(section: dict[str, Any]) -> str:
+    missing = section.get("missing") or []
+    return f"\nMissing (not run yet, or failed): {', '.join(f'`{m}`' for m in missing)}.\n" if missing else ""
+
+
+def _paper(table: str, run: str) -> str:
+    return _num(PAPER.get(table, {}).get(run), 2)
+
+
+def _figure(name: str, caption: str, figures: str, present: Optional[set[str]]) -> str:
+    if present is not None and name not in present:
+        return f"\n(Figure `{name}.png` not made: its data is missing.)\n"
+    return f"\n![{caption}]({figures}/{name}.png)\n"
+
+
+def build_report(results: dict[str, Any], figures: str = "figures", present: Optional[set[str]] = None,
+                 intro: str = "") -> str:
+    """``report.md``: scale and data, every table beside the paper's figures, the figures, the claims.
+
+    Args:
+        results: a ``results.json`` dict.
+        figures: the figures' folder, relative to where the markdown lives.
+        present: figure names that exist (None: assume all); a missing one is said to be missing.
+        intro: a paragraph put after the title.
+    """
+    s = results["settings"]
+    out = [f"# Reproduction of AdaColViT (WACV 2024): {s['scale']} scale\n\n", intro]
+    if s["scale"] == "tiny":
+        out.append("> **tiny (plumbing check, not numbers)**: shrunk models trained for a few steps on a few photos. "
+                   "The tables and figures below check that every comparison is produced end to end; they say "
+                   "nothing about the methods.\n\n")
+    out.append(f"- Scale: {s['description']}.\n- Training data: `{s['train_data']}`; evaluation: `{s['eval_data']}` "
+               f"({s['eval_images'] or 'all'} images, {s['image_size']} px), hint sets drawn once "
+               f"(seed {s['hint_seed']}, {s['hint_size']}x{s['hint_size']} squares) and shared by every model.\n"
+               f"- Models: {s['why']}\n- Command: `{s['command']}` (resumable; `--only NAME,...`); "
+               f"estimated {s.get('estimated_hours', '-')} h on a 2-core CPU for the whole suite.\n"
+               f"- Paper's figures: {PAPER['citation']}; a `-` in a paper column is a figure not typed in "
+               f"(see `adacolor.report.PAPER`), never a guess.\n")
+    for run, diff in (s.get("trained_otherwise") or {}).items():
+        settings = ", ".join(f"{key}={value}" for key, value in diff.items())
+        out.append(f"- `{run}` was trained with {settings} (its checkpoint's config, not the plan's).\n")
+    if s.get("failed"):
+        out.append(f"- Failed runs (tracebacks in `DIR/failed/`): {', '.join(s['failed'])}.\n")
+
+    # Fig. 4
+    fig4 = results["fig4"]
+    ks = fig4.get("all_ks", fig4["ks"])
+    out.append("\n## Fig. 4: PSNR and LPIPS against GFLOPs\n\n")
+    has_lpips = any(f"lpips@{k}" in r for r in fig4["rows"] for k in ks)
+    header = ["model", "GFLOPs", "paper GFLOPs (224 px)"] + [f"PSNR@{k}" for k in ks] + \
+             ([f"LPIPS@{k}" for k in ks] if has_lpips else []) + ["paper PSNR@10"]
+    rows = [[r["label"], _num(r["gflops"], 3), _paper("gflops", r["run"])] + [_num(r.get(f"psnr@{k}")) for k in ks]
+            + ([_num(r.get(f"lpips@{k}"), 4) for k in ks] if has_lpips else []) + [_paper("psnr@10", r["run"])]
+            for r in fig4["rows"]]
+    out.append(_table(header, rows) + _missing_line(fig4))
+    out.append(_figure("fig4", "Fig. 4: PSNR@k and LPIPS@k against GFLOPs", figures, present))
+
+    # Table 1
+    t1 = results["table1"]
+    out.append(f"\n## Table 1: other datasets at {t1['k']} hints (no training on them)\n\n")
+    header = ["model"] + [f"{d} PSNR@{t1['k']}" for d in t1["datasets"]] + [f"{d} LPIPS@{t1['k']}" for d in t1["datasets"]] \
+        + ["paper"]
+    rows = [[r["label"]] + [_num(r.get(d, {}).get(f"psnr@{t1['k']}")) for d in t1["datasets"]]
+            + [_num(r.get(d, {}).get(f"lpips@{t1['k']}"), 4) for d in t1["datasets"]] + ["-"] for r in t1["rows"]]
+    out.append(_table(header, rows) + _missing_line(t1))
+    if t1["rows"] and any(t1["rows"][0].get(d) for d in t1["datasets"]):
+        sizes = ", ".join(f"{d}: {next((r[d]['images'] for r in t1['rows'] if d in r), '-')} images" for d in t1["datasets"])
+        out.append(f"\n({sizes}; `{', '.join(s['transfer'].values())}`.)\n")
+
+    # Table 2
+    t2 = results["table2"]
+    st = t2.get("settings", {})
+    out.append(f"\n## Table 2: latency (1 thread, batch 1), GFLOPs, PSNR@10\n\n")
+    rows = [[r["label"], f"{_num(r['latency_ms_mean'])} ± {_num(r['latency_ms_std'])}", _num(r["gflops"], 3),
+             _num(r.get("psnr@10")), _num(PAPER["table2_latency_ms"].get(r["run"])), _paper("gflops", r["run"])]
+            for r in t2["rows"]]
+    out.append(_table(["model", "latency (ms)", "GFLOPs", "PSNR@10", "paper latency (ms)", "paper GFLOPs (224 px)"], rows))
+    if st.get("repeats"):
+        out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
+                   f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
+    out.append(_missing_line(t2))
+
+    # Table 3
+    t3 = results["table3"]
+    k = t3["k"]
+    out.append(f"\n## Table 3: adaptive ViTs at about equal GFLOPs\n\n")
+    rows = [[r["label"], _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4)] for r in t3["rows"]]
+    out.append(_table(["method", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
+    out.append(f"\nThe paper compares the methods at about {PAPER['table3_gflops']} GFLOPs (iColoriT-T: "
+               f"{PAPER['gflops']['icolorit-t']}); here every method is trained toward about 85% of the dense "
+               f"compute.\n" + _missing_line(t3))
+
+    # Table 4
+    t4 = results["table4"]
+    k = t4["k"]
+    out.append(f"\n## Table 4: number of channel groups G\n\n")
+    rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")),
+             _num(r.get(f"lpips@{k}"), 4)] for r in t4["rows"]]
+    out.append(_table(["G", "beta_patch", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
+    out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs; the paper's best is G = "
+               f"{PAPER['table4_best_groups']}.\n" + _missing_line(t4))
+
+    # Fig. 6
+    f6 = results["fig6"]
+    out.append(f"\n## Fig. 6: learned against random selection\n\n")
+    rows = []
+    for variant, entries in f6["variants"].items():
+        for e in entries:
+            rows.append([variant, f"({e['beta_patch']:g}, {e['beta_layer']:g})",
+                         _num(e["learned"]["patch_keep"], 3), _num(e["learned"]["layer_keep"], 3),
+                         _num(e["learned"]["gflops"], 3), _num(e["learned"]["psnr@10"]),
+                         _num(e["random"]["gflops"], 3), _num(e["random"]["psnr@10"]),
+                         f"{e['learned']['psnr@10'] - e['random']['psnr@10']:+.3f}"])
+    out.append(_table(["selection", "betas (patch, layer)", "patch keep", "layer keep", "learned GFLOPs",
+                       "learned PSNR@10", "random GFLOPs", "random PSNR@10", "learned - random (dB)"], rows))
+    out.append("\nThe random control is the same trained model under `adaprune.policy(\"random\")` at the keep "
+               "ratios its learned gates used on the same images.\n" + _missing_line(f6))
+    out.append(_figure("fig6", "Fig. 6: learned against random selection", figures, present))
+
+    # Fig. 7
+    f7 = results["fig7"]
+    out.append("\n## Fig. 7: per-image compute\n\n")
+    if "spread" in f7:
+        sp = f7["spread"]
+        out.append(f"{f7['label']} at {f7['k']} hints over {f7['images']} images: per-image GFLOPs\n\n")
+        out.append(_table(["min", "p10", "median", "p90", "max", "mean", "p90 / p10", "layer patterns"],
+                          [[_num(sp["min"], 4), _num(sp["p10"], 4), _num(sp["median"], 4), _num(sp["p90"], 4),
+                            _num(sp["max"], 4), _num(sp["mean"], 4), _num(sp["p90/p10"], 3),
+                            str(f7["layer_patterns"])]]))
+        out.append(_figure("fig7", "Fig. 7: the images with the least and the most GFLOPs", figures, present))
+    out.append(_missing_line(f7))
+
+    # Fig. 8
+    f8 = results["fig8"]
+    out.append("\n## Fig. 8: token keep masks of block 3's FFN\n\n")
+    if f8.get("maps") is not None:
+        fractions = ", ".join(_num(v, 2) for v in f8["keep_fraction"])
+        out.append(f"{f8['label']}, block {f8['block']} (counted from 1), FFN: fraction of tokens kept at full "
+                   f"width per photo: {fractions}.\n")
+        out.append(_figure("fig8", "Fig. 8: per-token keep masks of block 3's FFN", figures, present))
+    elif not f8.get("missing"):
+        out.append("The model makes no token decisions in that block.\n")
+    out.append(_missing_line(f8))
+
+    # claims
+    out.append("\n## The paper's claims, checked\n\n")
+    verdict = {True: "holds", False: "**does not hold**", None: "not measured"}
+    rows = [[c["claim"], c["paper"], c["ours"], verdict[c["holds"]]] for c in results["claims"]]
+    out.append(_table(["claim", "paper", "ours", "verdict"], rows, numeric=False))
+    return "".join(out)

@@ -1,0 +1,888 @@
+"""The paper's comparisons as a list of runs, a resumable runner, and the report built from them.
+
+    adacolor reproduce --scale tiny --out runs/repro-tiny          # every table and figure, minutes
+    adacolor reproduce --scale cpu --out runs/repro-cpu --only train,fig4
+    adacolor reproduce --report-only --out runs/repro-cpu --docs docs/results.md
+
+A scale (``tiny``, ``cpu``, ``paper``) is data: the models to train (recipe plus overrides, and
+which tables and figures use each) and the evaluation settings. ``plan`` turns it into runs:
+trainings into ``DIR/train/<name>/`` and evaluations into ``DIR/eval/<name>/result.json``. A
+run whose result exists is skipped; a training whose checkpoint reached its last step is done
+(checkpoints trained elsewhere can be placed there); a killed training resumes exactly from its
+checkpoint. ``collect`` gathers the results into ``results.json``; ``adacolor.report`` writes
+``report.md`` from it and ``adacolor.figures`` the PNG figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence, Union
+
+__all__ = [
+    "Training",
+    "Evaluation",
+    "Scale",
+    "SCALES",
+    "make_scale",
+    "plan",
+    "training_done",
+    "run_suite",
+    "collect",
+    "write_outputs",
+    "add_arguments",
+    "run",
+]
+
+EvalKind = Literal["quality", "transfer", "compute", "random", "bench"]
+FIG8_BLOCK = 3        # the paper's "block 3", counted from 1 (index 2)
+FIG6_K = 10           # hints of Fig. 6, Tables 1, 3, 4 and the compute spread
+
+
+@dataclass(frozen=True)
+class Training:
+    """One model to train into ``DIR/train/<name>/``.
+
+    Attributes:
+        name: the run name (folder, ``--only`` token).
+        label: the name in the paper's tables, e.g. ``AdaColViT-T (G=4)``.
+        recipe: a shipped recipe; ``overrides`` are ``--set`` strings applied on top.
+        roles: the result keys that use it (``fig4``, ``table1`` ... ``fig7``).
+        tags: what the tables group by, e.g. ``{"groups": 4}`` or ``{"variant": "patch"}``.
+        minutes: the expected training time at this scale (progress lines only).
+    """
+
+    name: str
+    label: str
+    recipe: str
+    overrides: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    tags: tuple[tuple[str, Any], ...] = ()
+    minutes: float = 1.0
+
+    @property
+    def tag(self) -> dict[str, Any]:
+        return dict(self.tags)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation into ``DIR/eval/<name>/result.json``.
+
+    Attributes:
+        name: the run name.
+        kind: ``quality`` (PSNR@k, LPIPS@k, GFLOPs), ``transfer`` (the same on a Table 1 set),
+            ``compute`` (per-image GFLOPs and keep masks), ``random`` (quality under
+            ``adaprune.policy("random")`` at the keep ratios the ``compute`` run measured),
+            ``bench`` (single-thread batch-1 latency of every ``trainings`` model).
+        trainings: the models it needs.
+        data: a data spec (``samples``, ``shared:REL``, a folder, ``ctest10k:IMAGENET_VAL``).
+        ks: hint counts. images: evenly spread images of ``data`` (None: all).
+        dataset: the Table 1 label of ``data`` (transfer runs).
+        minutes: the expected time (progress lines only).
+    """
+
+    name: str
+    kind: EvalKind
+    trainings: tuple[str, ...]
+    data: str = ""
+    ks: tuple[int, ...] = (FIG6_K,)
+    images: Optional[int] = None
+    dataset: str = ""
+    minutes: float = 1.0
+
+
+Run = Union[Training, Evaluation]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Everything a scale fixes: models, data, evaluation and benchmark settings."""
+
+    name: str
+    description: str
+    image_size: int
+    train_data: str
+    eval_data: str
+    eval_images: Optional[int]
+    transfer: tuple[tuple[str, str], ...]   # Table 1: (label, data spec)
+    transfer_images: Optional[int]
+    ks: tuple[int, ...]                     # Fig. 4's hint counts (and more for the table)
+    trainings: tuple[Training, ...]
+    why: str                                # why this model list
+    bench_repeats: int = 5
+    bench_runs: int = 100
+    bench_warmup: int = 10
+    fig7_shown: int = 4
+    fig8_photos: int = 8
+    batch_size: int = 16
+    eval_minutes: float = 1.0               # expected minutes of one quality evaluation
+
+
+# -- the models: name, label, registered model, roles, overrides, tags ---------------------
+
+_MAIN = ("fig4", "table1", "table2")
+# AdaColViT variants whose beta_patch gives about the GFLOPs of G=2 at beta 0.5 (measured with
+# adaprune's random policy at 112 px: G=2 / 0.5 -> 0.622 of dense, G=4 / 0.67 -> 0.629,
+# G=8 / 0.72 -> 0.63), so that Table 4 compares at about equal compute.
+_GROUPS = ((4, 0.67), (8, 0.72))
+# AdaColViT at the baselines' budget (Table 3: DynamicViT at 0.85 of dense): 0.8 / 0.95 -> 0.853.
+_TABLE3_BETAS = (0.8, 0.95)
+# Fig. 6's budgets per variant: (beta_patch, beta_layer).
+_FIG6 = {
+    "patch+layer": ((0.3, 0.6), (0.5, 0.8), (0.7, 0.9)),
+    "patch": ((0.3, 1.0), (0.5, 1.0), (0.7, 1.0)),
+    "layer": ((1.0, 0.6), (1.0, 0.8), (1.0, 0.9)),
+}
+_VARIANT_SETS = {"patch+layer": (), "patch": ("layer_skip=false",), "layer": ("patch_groups=1",)}
+
+
+@dataclass(frozen=True)
+class _Model:
+    name: str
+    label: str
+    model: str
+    roles: tuple[str, ...]
+    sets: tuple[str, ...] = ()
+    tags: tuple[tuple[str, Any], ...] = ()
+    vit: bool = True
+    fig6: bool = False
+
+
+def _models(paper: bool) -> list[_Model]:
+    """The suite's models; ``paper`` adds the larger iColoriT / AdaColViT / SwinIR / Uformer."""
+    models = [
+        _Model("icolorit-t", "iColoriT-T", "icolorit-t", _MAIN),
+        _Model("adacolvit-t", "AdaColViT-T", "adacolvit-t", _MAIN + ("table4", "fig7", "fig8"), (),
+               (("groups", 2), ("beta_patch", 0.5), ("beta_layer", 0.8))),
+        _Model("swinir-t", "SwinIR-T", "swinir-t", ("fig4", "table1", "table2"), vit=False),
+        _Model("uformer-t", "Uformer-T", "uformer-t", ("fig4", "table1", "table2"), vit=False),
+        _Model("dynamicvit-t", "DynamicViT-T", "dynamicvit-t", ("table3",)),
+        _Model("adavit-t", "AdaViT-T", "adavit-t", ("table3",)),
+        _Model("avit-t", "A-ViT-T", "avit-t", ("table3",)),
+        _Model("adacolvit-t-t3", "AdaColViT-T", "adacolvit-t", ("table3",),
+               (f"beta_patch={_TABLE3_BETAS[0]}", f"beta_layer={_TABLE3_BETAS[1]}"),
+               (("beta_patch", _TABLE3_BETAS[0]), ("beta_layer", _TABLE3_BETAS[1]))),
+    ]
+    models += [_Model(f"adacolvit-t-g{g}", f"AdaColViT-T (G={g})", "adacolvit-t", ("table4",),
+                      (f"patch_groups={g}", f"beta_patch={beta}"), (("groups", g), ("beta_patch", beta)))
+               for g, beta in _GROUPS]
+    for variant, budgets in _FIG6.items():
+        short = {"patch+layer": "pl", "patch": "p", "layer": "l"}[variant]
+        for beta_patch, beta_layer in budgets:
+            sets = _VARIANT_SETS[variant]
+            if variant != "layer":
+                sets += (f"beta_patch={beta_patch}",)
+            if variant != "patch":
+                sets += (f"beta_layer={beta_layer}",)
+            name = f"fig6-{short}-p{round(beta_patch * 100)}-l{round(beta_layer * 100)}"
+            models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t", ("fig6",),
+                                 sets, (("variant", variant), ("beta_patch", beta_patch),
+                                        ("beta_layer", beta_layer)), fig6=True))
+    if paper:
+        models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
+                   for n, label in (("icolorit-t-d6", "iColoriT-T (6 blocks)"), ("icolorit-t-d24", "iColoriT-T (24 blocks)"),
+                                    ("icolorit-s", "iColoriT-S"), ("adacolvit-t-d24", "AdaColViT-T (24 blocks)"),
+                                    ("adacolvit-s", "AdaColViT-S"), ("swinir-s", "SwinIR-S"), ("uformer-s", "Uformer-S"))]
+    return models
+
+
+# measured training minutes on the 2-core machine (the recipes' comments); fig6 runs are 2 epochs
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "swinir-t": 60, "uformer-t": 60, "dynamicvit-t": 30,
+                "adavit-t": 30, "avit-t": 30, "adacolvit-t-t3": 39, "adacolvit-t-g4": 39, "adacolvit-t-g8": 39}
+_FIG6_CPU_EPOCHS = 2
+# tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
+# plumbing then sees real token and layer decisions, not keep-everything)
+_TINY_SETS = ("image_size=64", "max_steps=8", "batch_size=4", "val_images=2", "eval_every=0",
+              "checkpoint_every=0", "log_every=1", "max_hints=16", "lr=0.005", "warmup=0",
+              "sparsity_weight=50")
+_TINY_VIT = ("patch_size=8", "depth=4")
+
+_CPU_WHY = (
+    "The cpu scale trains the Tiny models only, at 112 px on Imagenette: iColoriT-T and AdaColViT-T "
+    "(the paper's main pair), SwinIR-T and Uformer-T (one restoration transformer of each kind, about "
+    "an hour each), the three token-pruning baselines and an AdaColViT-T at their budget (Table 3), "
+    "AdaColViT-T at G = 4 and 8 (Table 4) and nine short (2-epoch) AdaColViT-T trainings for Fig. 6, "
+    "whose learned-against-random comparison is within each model and so needs no full-length "
+    "training. The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
+    "would not fit the 8 hours of a 2-core machine; the paper scale trains them.")
+
+
+def make_scale(name: str, data: Optional[str] = None) -> Scale:
+    """The scale ``tiny``, ``cpu`` or ``paper``.
+
+    Args:
+        name: the scale.
+        data: ``paper`` only: an ImageNet root with ``train/`` and ``val/``; training then uses
+            ``ROOT/train`` and evaluation the ctest10k list over ``ROOT/val``. Without it the
+            paper scale trains and evaluates on Imagenette at 224 px.
+    """
+    if name not in ("tiny", "cpu", "paper"):
+        raise ValueError(f"unknown scale {name!r}; choose tiny, cpu or paper")
+    if data is not None and name != "paper":
+        raise ValueError("--data applies to --scale paper (an ImageNet root with train/ and val/)")
+    trainings = []
+    for m in _models(paper=name == "paper"):
+        if name == "tiny":
+            recipe, sets = "smoke", (f"model={m.model}",) + _TINY_SETS + (_TINY_VIT if m.vit else ()) + m.sets
+            minutes = 0.05
+        elif name == "cpu":
+            base = "adacolvit-t" if m.model == "adacolvit-t" else m.model
+            recipe = f"cpu-{base}"
+            sets = m.sets + ((f"epochs={_FIG6_CPU_EPOCHS}",) if m.fig6 else ())
+            minutes = _CPU_MINUTES.get(m.name, 39 * _FIG6_CPU_EPOCHS / 12 + 0.5)
+        else:
+            recipe, sets, minutes = m.model, m.sets, 60.0 * 24
+            if data is not None:
+                sets = (f"data={Path(data) / 'train'}",) + sets
+            else:
+                sets = ("data=shared:imagenette/train",) + sets
+        trainings.append(Training(m.name, m.label, recipe, sets, m.roles, m.tags, minutes))
+    transfer = (("Oxford flowers", "shared:flowers17-subset/test"), ("CUB-200", "shared:cub200-subset/test"))
+    if name == "tiny":
+        return Scale("tiny", "tiny (plumbing check, not numbers): 64 px, 4-block ViTs with 8 px patches, "
+                     "8 training steps on scikit-image's 6 photos", 64, "samples", "samples", None, transfer, 4,
+                     (1, 5, 10, 20, 50), tuple(trainings),
+                     "every model of the cpu scale, shrunk to 4 blocks at 64 px, so that every table and "
+                     "figure is made end to end in minutes", bench_repeats=5, bench_runs=5, bench_warmup=2,
+                     fig7_shown=2, fig8_photos=4, batch_size=8, eval_minutes=0.02)
+    if name == "cpu":
+        return Scale("cpu", "cpu: 112 px, Imagenette train (9,469 photos), evaluated on 500 Imagenette val "
+                     "photos with saved hint sets", 112, "shared:imagenette/train", "shared:imagenette/val", 500,
+                     transfer, None, (1, 5, 10, 20, 50, 100), tuple(trainings), _CPU_WHY, eval_minutes=1.5)
+    eval_data = f"ctest10k:{Path(data) / 'val'}" if data is not None else "shared:imagenette/val"
+    where = (f"ImageNet train ({data}/train), evaluated on ctest10k" if data is not None
+             else "Imagenette train, evaluated on 500 Imagenette val photos (no ImageNet given)")
+    return Scale("paper", f"paper: 224 px, the paper's recipes, {where}", 224, str(data or "shared:imagenette/train"),
+                 eval_data, None if data is not None else 500, transfer, None, (1, 5, 10, 20, 50, 100),
+                 tuple(trainings), "every model of the paper's comparisons, at the paper's recipes",
+                 eval_minutes=10.0)
+
+
+SCALES = ("tiny", "cpu", "paper")
+
+
+def plan(scale: Scale) -> list[Run]:
+    """The runs of a scale in order: trainings first, then the evaluations that use them."""
+    runs: list[Run] = list(scale.trainings)
+    minutes = scale.eval_minutes
+    for t in scale.trainings:
+        ks = scale.ks if set(t.roles) & {"fig4", "table2", "table3", "table4"} else (FIG6_K,)
+        runs.append(Evaluation(f"quality-{t.name}", "quality", (t.name,), scale.eval_data, ks, scale.eval_images,
+                               minutes=minutes * len(ks) / len(scale.ks)))
+        if "table1" in t.roles:
+            for label, spec in scale.transfer:
+                runs.append(Evaluation(f"transfer-{_slug(label)}-{t.name}", "transfer", (t.name,), spec, (FIG6_K,),
+                                       scale.transfer_images, label, minutes=minutes))
+        if set(t.roles) & {"fig6", "fig7", "fig8"}:
+            runs.append(Evaluation(f"compute-{t.name}", "compute", (t.name,), scale.eval_data, (FIG6_K,),
+                                   scale.eval_images, minutes=minutes / 3))
+        if "fig6" in t.roles:
+            runs.append(Evaluation(f"random-{t.name}", "random", (t.name,), scale.eval_data, (FIG6_K,),
+                                   scale.eval_images, minutes=minutes / 3))
+    bench = tuple(t.name for t in scale.trainings if "table2" in t.roles)
+    runs.append(Evaluation("bench", "bench", bench, "samples", (10,), minutes=minutes))
+    return runs
+
+
+def _slug(label: str) -> str:
+    return label.lower().replace(" ", "-")
+
+
+def select(runs: Sequence[Run], only: Optional[Sequence[str]]) -> list[Run]:
+    """The runs named by ``only``: run names, ``train``, or an evaluation kind (``quality``,
+    ``transfer``, ``compute``, ``random``, ``bench``). ValueError for an unknown token."""
+    if not only:
+        return list(runs)
+    names = {r.name for r in runs}
+    kinds = {"train", "quality", "transfer", "compute", "random", "bench"}
+    unknown = [o for o in only if o not in names | kinds]
+    if unknown:
+        raise ValueError(f"--only: unknown run(s) {', '.join(unknown)}; runs: {', '.join(sorted(names))}; "
+                         f"or a kind: {', '.join(sorted(kinds))}")
+    chosen = set(only)
+    return [r for r in runs if r.name in chosen or _kind(r) in chosen]
+
+
+def _kind(run: Run) -> str:
+    return "train" if isinstance(run, Training) else run.kind
+
+
+# -- state on disk ---------------------------------------------------------------------------
+
+def train_dir(out: Path, name: str) -> Path:
+    return out / "train" / name
+
+
+def eval_dir(out: Path, name: str) -> Path:
+    return out / "eval" / name
+
+
+def training_done(folder: Path) -> bool:
+    """Whether ``folder/checkpoint.pt`` reached its final step (training's ``metrics.json``
+    is written only then; a checkpoint placed there from elsewhere is read)."""
+    if (folder / "metrics.json").is_file() and (folder / "checkpoint.pt").is_file():
+        return True
+    path = folder / "checkpoint.pt"
+    if not path.is_file():
+        return False
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(state.get("step", -1)) >= int(state.get("total_steps", math.inf))
+
+
+def _read(path: Path) -> Optional[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def run_done(run: Run, out: Path, scale: Scale) -> bool:
+    """Whether a run's result is in ``out`` (bench: and covers every finished model)."""
+    if isinstance(run, Training):
+        return training_done(train_dir(out, run.name))
+    result = _read(eval_dir(out, run.name) / "result.json")
+    if result is None:
+        return False
+    if run.kind == "bench":
+        finished = {t for t in run.trainings if training_done(train_dir(out, t))}
+        return finished <= set(result.get("models", {}))
+    return True
+
+
+# -- evaluations -----------------------------------------------------------------------------
+
+def _dataset(spec: str, size: int, images: Optional[int]) -> Any:
+    from adacolor.data import ctest10k, evenly_spaced, image_dataset
+
+    dataset = ctest10k(spec.split(":", 1)[1], image_size=size) if spec.startswith("ctest10k:") \
+        else image_dataset(spec, size, train=False)
+    return evenly_spaced(dataset, images) if images is not None else dataset
+
+
+def _hint_file(out: Path, spec: str, images: Optional[int], size: int) -> Path:
+    """One hint file per (data, images, size), shared by every model evaluated on it."""
+    slug = "".join(c if c.isalnum() else "-" for c in spec).strip("-")
+    return out / "eval" / "hints" / f"{slug}-{images or 'all'}-{size}px.json"
+
+
+def _hint_sets(out: Path, spec: str, images: Optional[int], size: int, count: int, ks: Sequence[int]) -> Any:
+    """The saved hint sets of a dataset, drawn once (seed 0) for every k any run uses."""
+    from adacolor.evaluate import hint_sets_for
+
+    all_ks = sorted(set(ks) | {1, 2, 5, 10, 20, 50, 100})
+    return hint_sets_for(_hint_file(out, spec, images, size), count, size, all_ks)
+
+
+def _lpips() -> tuple[Any, Optional[str]]:
+    from adacolor.lpips import LPIPS
+
+    try:
+        return LPIPS("alex").eval(), None
+    except FileNotFoundError as error:
+        return None, f"LPIPS skipped: {error}"
+
+
+def _quality(model: Any, run: Evaluation, out: Path, scale: Scale, lpips: Any) -> dict[str, Any]:
+    from adacolor.evaluate import evaluate
+
+    size = model.image_size[0]
+    dataset = _dataset(run.data, size, run.images)
+    sets = _hint_sets(out, run.data, run.images, size, len(dataset), run.ks)
+    return evaluate(model, dataset, sets, run.ks, scale.batch_size, lpips)
+
+
+def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_size: int,
+                      block: int) -> dict[str, Any]:
+    """Per-image GFLOPs and decisions of a model on a dataset at ``k`` hints (eval mode).
+
+    Returns:
+        ``{"gflops", "patch_keep", "layer_keep": [per image], "layer_patterns": [per image, a
+        string of 0/1 per sub-layer], "ffn_maps": (N, rows, cols) float FFN keep masks of
+        ``block`` (1-based), or None for a dense or token-free model}``.
+    """
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    import adaprune
+    from adacolor.color import lab_split
+    from adacolor.hints import model_input, render_hints
+    from adacolor.model import colorizer_gflops
+
+    model.eval()
+    gflops, patch, layer, patterns, maps = [], [], [], [], []
+    seen = 0
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            rgb = batch["rgb"]
+            l_norm, ab = lab_split(rgb)
+            hint_ab, hint_mask = render_hints(ab, [hint_sets[k][seen + i] for i in range(rgb.shape[0])])
+            model(model_input(l_norm, hint_ab, hint_mask))
+            gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
+            if getattr(model, "adaptive", False):
+                record = adaprune.last_record(model.backbone)
+                patch += record.patch_keep.float().tolist()
+                layer += record.layer_keep.float().tolist()
+                ran = torch.stack([b.layer_keep for b in record.blocks], dim=1).flatten(1)  # (B, 2L)
+                patterns += ["".join(str(int(v > 0.5)) for v in row) for row in ran.tolist()]
+                masks = record.blocks[block - 1].token_masks if len(record.blocks) >= block else None
+                if masks is not None:
+                    maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
+            seen += rgb.shape[0]
+    return {"gflops": gflops, "patch_keep": patch, "layer_keep": layer, "layer_patterns": patterns,
+            "ffn_maps": np.concatenate(maps) if maps else None}
+
+
+def _colorized(model: Any, dataset: Any, hint_sets: Any, k: int, indices: Sequence[int]) -> tuple[Any, Any]:
+    """(ground truth, colorization) as (n, H, W, 3) uint8 arrays for the given images."""
+    import numpy as np
+    import torch
+
+    from adacolor.color import lab_merge, lab_split
+    from adacolor.hints import model_input, render_hints
+
+    rgb = torch.stack([dataset[i]["rgb"] for i in indices])
+    l_norm, ab = lab_split(rgb)
+    hint_ab, hint_mask = render_hints(ab, [hint_sets[k][i] for i in indices])
+    with torch.no_grad():
+        pred = lab_merge(l_norm, model(model_input(l_norm, hint_ab, hint_mask))).clamp(0, 1)
+
+    def as_uint8(x: Any) -> Any:
+        return (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+
+    return as_uint8(rgb), as_uint8(pred)
+
+
+def _compute(model: Any, run: Evaluation, out: Path, scale: Scale, folder: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from adacolor.report import spread
+
+    size = model.image_size[0]
+    dataset = _dataset(run.data, size, run.images)
+    sets = _hint_sets(out, run.data, run.images, size, len(dataset), run.ks)
+    k = run.ks[0]
+    stats = per_image_compute(model, dataset, sets, k, scale.batch_size, FIG8_BLOCK)
+    gflops = np.asarray(stats["gflops"])
+    order = np.argsort(gflops, kind="stable")
+    shown = min(scale.fig7_shown, len(order))
+    least, most = order[:shown].tolist(), order[::-1][:shown].tolist()
+    photos = np.linspace(0, len(dataset) - 1, min(scale.fig8_photos, len(dataset))).round().astype(int).tolist()
+    truth, pred = _colorized(model, dataset, sets, k, least + most)
+    arrays = {"fig7_truth": truth, "fig7_pred": pred, "fig8_photos": _colorized(model, dataset, sets, k, photos)[0]}
+    maps = stats["ffn_maps"]
+    if maps is not None:
+        arrays["fig8_maps"] = maps[photos]
+    np.savez_compressed(folder / "images.npz", **arrays)
+    patterns = stats["layer_patterns"]
+    result = {
+        "k": k, "images": len(dataset), "gflops_per_image": [round(g, 6) for g in stats["gflops"]],
+        "spread": spread(stats["gflops"]),
+        "patch_keep": float(np.mean(stats["patch_keep"])) if stats["patch_keep"] else 1.0,
+        "layer_keep": float(np.mean(stats["layer_keep"])) if stats["layer_keep"] else 1.0,
+        "layer_patterns": len(set(patterns)),
+        "least": [{"index": int(i), "gflops": float(gflops[i])} for i in least],
+        "most": [{"index": int(i), "gflops": float(gflops[i])} for i in most],
+        "fig8": {"block": FIG8_BLOCK, "sublayer": "ffn", "photos": photos,
+                 "keep_fraction": [float(m.mean()) for m in maps[photos]] if maps is not None else None,
+                 "maps": [m.round(3).tolist() for m in maps[photos]] if maps is not None else None},
+    }
+    return result
+
+
+def _random(model: Any, run: Evaluation, out: Path, scale: Scale, lpips: Any) -> dict[str, Any]:
+    import torch
+
+    import adaprune
+
+    measured = _read(eval_dir(out, f"compute-{run.trainings[0]}") / "result.json")
+    if measured is None:
+        raise RuntimeError(f"random control needs compute-{run.trainings[0]} first (the learned keep ratios)")
+    patch_keep, layer_keep = measured["patch_keep"], measured["layer_keep"]
+    torch.manual_seed(0)  # the random draws of the control
+    with adaprune.policy(model.backbone, "random", patch_keep=patch_keep, layer_keep=layer_keep):
+        metrics = _quality(model, run, out, scale, lpips)
+    return {"policy": "random", "patch_keep": patch_keep, "layer_keep": layer_keep, **metrics}
+
+
+def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
+    import statistics
+
+    import torch
+
+    from adacolor.bench import bench_input, bench_model
+    from adacolor.model import load_colorizer
+
+    models: dict[str, Any] = {}
+    inputs: dict[int, Any] = {}
+    for name in run.trainings:
+        folder = train_dir(out, name)
+        if not training_done(folder):
+            continue
+        model = load_colorizer(folder / "checkpoint.pt")
+        size = model.image_size[0]
+        if size not in inputs:
+            inputs[size] = bench_input(size)
+        repeats = [bench_model(model, inputs[size], 1, scale.bench_warmup, scale.bench_runs)
+                   for _ in range(scale.bench_repeats)]
+        latencies = [r["latency_ms"] for r in repeats]
+        models[name] = {"gflops": repeats[0]["gflops"], "latency_ms": latencies,
+                        "latency_ms_mean": statistics.fmean(latencies),
+                        "latency_ms_std": statistics.stdev(latencies) if len(latencies) > 1 else 0.0,
+                        "policy": repeats[0]["policy"], "image_size": size}
+    return {"threads": 1, "batch": 1, "runs": scale.bench_runs, "warmup": scale.bench_warmup,
+            "repeats": scale.bench_repeats, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "models": models}
+
+
+def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
+    """Does one run (its inputs exist); writes its result."""
+    if isinstance(run, Training):
+        from adacolor.config import make_config
+        from adacolor.train import train
+
+        train(make_config(run.recipe, run.overrides), train_dir(out, run.name), resume=True)
+        return
+    folder = eval_dir(out, run.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if run.kind == "bench":
+        result = _bench(run, out, scale)
+    else:
+        from adacolor.model import load_colorizer
+
+        model = load_colorizer(train_dir(out, run.trainings[0]) / "checkpoint.pt")
+        if run.kind in ("quality", "transfer"):
+            result = _quality(model, run, out, scale, lpips)
+        elif run.kind == "compute":
+            result = _compute(model, run, out, scale, folder)
+        else:
+            result = _random(model, run, out, scale, lpips)
+    result.update(run=run.name, kind=run.kind, training=list(run.trainings), data=run.data, ks=list(run.ks),
+                  dataset=run.dataset, seconds=round(time.perf_counter() - start, 2))
+    _write(folder / "result.json", result)
+
+
+def _say(text: str) -> None:
+    print(f"[reproduce] {text}", file=sys.stderr, flush=True)
+
+
+def _duration(minutes: float) -> str:
+    return f"{minutes * 60:.0f} s" if minutes < 1 else f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]] = None) -> dict[str, list[str]]:
+    """Runs what is not done yet, in order, with one progress line per run.
+
+    A run that fails is reported and the suite goes on (runs that need it are then skipped).
+
+    Returns:
+        ``{"done": [...], "skipped": [... already done], "failed": [...], "blocked": [... inputs
+        missing]}`` run names.
+    """
+    out = Path(out)
+    runs = select(plan(scale), only)
+    status: dict[str, list[str]] = {"done": [], "skipped": [], "failed": [], "blocked": []}
+    todo = [r for r in runs if not run_done(r, out, scale)]
+    status["skipped"] = [r.name for r in runs if r not in todo]
+    left = sum(r.minutes for r in todo)
+    _say(f"{scale.name}: {len(runs)} runs, {len(status['skipped'])} already done, {len(todo)} to do "
+         f"(estimated {_duration(left)}) in {out}")
+    lpips: Any = None
+    if any(isinstance(r, Evaluation) and r.kind in ("quality", "transfer", "random") for r in todo):
+        lpips, note = _lpips()
+        if note:
+            _say(note)
+    for number, run in enumerate(todo, start=1):
+        what = "train" if isinstance(run, Training) else run.kind
+        needs = () if isinstance(run, Training) else run.trainings
+        missing = [] if isinstance(run, Training) or run.kind == "bench" else \
+            [t for t in needs if not training_done(train_dir(out, t))]
+        if isinstance(run, Evaluation) and run.kind == "random" and \
+                _read(eval_dir(out, f"compute-{run.trainings[0]}") / "result.json") is None:
+            missing.append(f"compute-{run.trainings[0]}")
+        if missing:
+            status["blocked"].append(run.name)
+            _say(f"{number}/{len(todo)} {what} {run.name}: skipped, needs {', '.join(missing)}")
+            left -= run.minutes
+            continue
+        _say(f"{number}/{len(todo)} {what} {run.name}: running (estimated {_duration(run.minutes)}; "
+             f"about {_duration(left)} left in the suite)")
+        start = time.perf_counter()
+        try:
+            _execute(run, out, scale, lpips)
+        except Exception as error:  # one failed run must not end an 8-hour suite
+            status["failed"].append(run.name)
+            (out / "failed").mkdir(parents=True, exist_ok=True)
+            (out / "failed" / f"{run.name}.txt").write_text(traceback.format_exc())
+            _say(f"{number}/{len(todo)} {what} {run.name}: FAILED ({type(error).__name__}: {error}); "
+                 f"traceback in {out / 'failed' / (run.name + '.txt')}")
+        else:
+            (out / "failed" / f"{run.name}.txt").unlink(missing_ok=True)
+            status["done"].append(run.name)
+            _say(f"{number}/{len(todo)} {what} {run.name}: done in {_duration((time.perf_counter() - start) / 60)}")
+        left -= run.minutes
+    return status
+
+
+# -- results ---------------------------------------------------------------------------------
+
+def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
+    """``results.json``'s content from the results in ``out``; a run without a result is listed
+    under its key's ``missing``, never filled in."""
+    from adacolor.report import check_claims
+
+    out = Path(out)
+    by_name = {t.name: t for t in scale.trainings}
+
+    def result(name: str) -> Optional[dict[str, Any]]:
+        return _read(eval_dir(out, name) / "result.json")
+
+    def quality_row(t: Training, r: dict[str, Any]) -> dict[str, Any]:
+        row = {"run": t.name, "label": t.label, "gflops": r["gflops"]}
+        row.update({key: r[key] for key in r if key.startswith(("psnr@", "lpips@"))})
+        return row | {key: value for key, value in t.tags}
+
+    def rows(role: str) -> tuple[list[dict[str, Any]], list[str]]:
+        found, missing = [], []
+        for t in scale.trainings:
+            if role in t.roles:
+                r = result(f"quality-{t.name}")
+                (found.append(quality_row(t, r)) if r else missing.append(t.name))
+        return found, missing
+
+    results: dict[str, Any] = {}
+    fig4, missing = rows("fig4")
+    results["fig4"] = {"ks": [k for k in (5, 10, 20, 50) if k in scale.ks], "all_ks": list(scale.ks),
+                       "rows": fig4, "missing": missing}
+    table1: list[dict[str, Any]] = []
+    missing = []
+    for t in (t for t in scale.trainings if "table1" in t.roles):
+        row: dict[str, Any] = {"run": t.name, "label": t.label}
+        for label, _ in scale.transfer:
+            r = result(f"transfer-{_slug(label)}-{t.name}")
+            if r is None:
+                missing.append(f"transfer-{_slug(label)}-{t.name}")
+            else:
+                row[label] = {key: r[key] for key in r if key.startswith(("psnr@", "lpips@", "gflops"))} \
+                    | {"images": r["images"]}
+        table1.append(row)
+    results["table1"] = {"datasets": [label for label, _ in scale.transfer], "k": FIG6_K, "rows": table1,
+                         "missing": missing}
+    bench = result("bench") or {"models": {}}
+    table2 = []
+    for t in (t for t in scale.trainings if "table2" in t.roles):
+        b, q = bench["models"].get(t.name), result(f"quality-{t.name}")
+        if b is not None:
+            table2.append({"run": t.name, "label": t.label, "gflops": b["gflops"],
+                           "latency_ms_mean": b["latency_ms_mean"], "latency_ms_std": b["latency_ms_std"],
+                           "latency_ms": b["latency_ms"], "psnr@10": q.get("psnr@10") if q else None})
+    results["table2"] = {"rows": table2, "missing": [t.name for t in scale.trainings if "table2" in t.roles
+                                                     and t.name not in bench["models"]],
+                         "settings": {key: bench.get(key) for key in ("threads", "batch", "runs", "warmup",
+                                                                      "repeats", "torch", "cpu")}}
+    table3, missing = rows("table3")
+    results["table3"] = {"k": FIG6_K, "rows": table3, "missing": missing}
+    table4, missing = rows("table4")
+    results["table4"] = {"k": FIG6_K, "rows": sorted(table4, key=lambda r: r.get("groups", 0)), "missing": missing}
+    fig6: dict[str, list[dict[str, Any]]] = {variant: [] for variant in _FIG6}
+    missing = []
+    for t in (t for t in scale.trainings if "fig6" in t.roles):
+        learned, random, compute = result(f"quality-{t.name}"), result(f"random-{t.name}"), result(f"compute-{t.name}")
+        if learned is None or random is None or compute is None:
+            missing.append(t.name)
+            continue
+        fig6[t.tag["variant"]].append({
+            "run": t.name, "beta_patch": t.tag["beta_patch"], "beta_layer": t.tag["beta_layer"],
+            "learned": {"gflops": learned["gflops"], "psnr@10": learned["psnr@10"],
+                        "patch_keep": compute["patch_keep"], "layer_keep": compute["layer_keep"]},
+            "random": {"gflops": random["gflops"], "psnr@10": random["psnr@10"]}})
+    results["fig6"] = {"k": FIG6_K, "variants": fig6, "missing": missing}
+    fig7_model = next((t for t in scale.trainings if "fig7" in t.roles), None)
+    compute = result(f"compute-{fig7_model.name}") if fig7_model else None
+    if compute is not None:
+        results["fig7"] = {"run": fig7_model.name, "label": fig7_model.label, "k": compute["k"],
+                           "images": compute["images"], "spread": compute["spread"],
+                           "layer_patterns": compute["layer_patterns"], "least": compute["least"],
+                           "most": compute["most"], "gflops_per_image": compute["gflops_per_image"], "missing": []}
+        results["fig8"] = {"run": fig7_model.name, "label": fig7_model.label, **compute["fig8"], "missing": []}
+    else:
+        name = f"compute-{fig7_model.name}" if fig7_model else "compute"
+        results["fig7"] = {"missing": [name]}
+        results["fig8"] = {"missing": [name]}
+    results["settings"] = {
+        "scale": scale.name, "description": scale.description, "image_size": scale.image_size,
+        "train_data": scale.train_data, "eval_data": scale.eval_data, "eval_images": scale.eval_images,
+        "transfer": dict(scale.transfer), "transfer_images": scale.transfer_images, "ks": list(scale.ks),
+        "hint_size": 2, "hint_seed": 0, "models": [{"run": t.name, "label": t.label, "recipe": t.recipe,
+                                                    "overrides": list(t.overrides), "roles": list(t.roles)}
+                                                   for t in scale.trainings],
+        "why": scale.why, "command": f"adacolor reproduce --scale {scale.name} --out DIR",
+        "estimated_hours": round(sum(r.minutes for r in plan(scale)) / 60, 1),
+        "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))],
+        "trained_otherwise": {t.name: diff for t in scale.trainings
+                              if (diff := _config_differences(t, train_dir(out, t.name)))},
+        "failed": sorted(p.stem for p in (out / "failed").glob("*.txt")) if (out / "failed").is_dir() else [],
+    }
+    results["claims"] = check_claims(results)
+    return {key: results[key] for key in ("fig4", "table1", "table2", "table3", "table4", "fig6", "fig7", "fig8",
+                                          "claims", "settings")}
+
+
+def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
+    """Config fields (that change results) in which a finished checkpoint differs from the plan:
+    a checkpoint trained elsewhere and placed in ``folder`` is reported as it was trained."""
+    if not training_done(folder):
+        return {}
+    import torch
+
+    from adacolor.config import config_dict, make_config
+
+    saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True).get("config", {})
+    planned = config_dict(make_config(training.recipe, training.overrides))
+    ignored = {"threads", "num_workers", "device", "log_every", "eval_every", "checkpoint_every", "val_images"}
+    return {key: saved[key] for key in planned if key in saved and key not in ignored and saved[key] != planned[key]}
+
+
+def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = None,
+                  docs: Optional[Union[str, Path]] = None) -> dict[str, Path]:
+    """Writes ``results.json`` (when given), ``report.md`` and the figures in ``out``; with
+    ``docs``, also the docs page there and a copy of the evidence in ``<docs dir>/results/``.
+
+    Figures whose data is not in ``out`` (fig7 and fig8 need the compute run's images) are
+    kept as they are.
+    """
+    from adacolor.figures import write_figures
+    from adacolor.report import build_report
+
+    out = Path(out)
+    if results is None:
+        results = json.loads((out / "results.json").read_text())
+    else:
+        _write(out / "results.json", results)
+    images = None
+    run = results.get("fig7", {}).get("run")
+    if run and (eval_dir(out, f"compute-{run}") / "images.npz").is_file():
+        images = eval_dir(out, f"compute-{run}") / "images.npz"
+    written = {"results": out / "results.json"}
+    written.update(write_figures(results, out / "figures", images))
+    (out / "report.md").write_text(build_report(results, figures="figures", present=_figures(out / "figures")))
+    written["report"] = out / "report.md"
+    if docs is not None:
+        docs = Path(docs)
+        evidence = docs.parent / "results"
+        if evidence.resolve() != out.resolve():
+            (evidence / "figures").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "results.json", evidence / "results.json")
+            shutil.copyfile(out / "report.md", evidence / "report.md")
+            for png in (out / "figures").glob("*.png"):
+                shutil.copyfile(png, evidence / "figures" / png.name)
+        docs.write_text(docs_page(results, present=_figures(evidence / "figures")))
+        written["docs"] = docs
+    return written
+
+
+def _figures(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
+
+
+def docs_page(results: dict[str, Any], present: Optional[set[str]] = None) -> str:
+    """The docs page ``docs/results.md``: the report, with the evidence in ``docs/results/``."""
+    from adacolor.report import build_report
+
+    scale = results["settings"]["scale"]
+    head = ("<!-- generated by `adacolor reproduce --report-only --out DIR --docs docs/results.md` from "
+            "docs/results/results.json; do not edit by hand -->\n\n")
+    intro = (f"The paper's comparisons, regenerated by one command (`adacolor reproduce --scale {scale} "
+             f"--out DIR`) and checked claim by claim. The data behind this page: "
+             f"[results.json](results/results.json), [report.md](results/report.md).\n\n")
+    return head + build_report(results, figures="results/figures", present=present, intro=intro)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def _tokens(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``adacolor reproduce``."""
+    parser.add_argument("--scale", default=None, choices=SCALES,
+                        help="tiny: every table and figure in minutes (plumbing, not numbers); cpu: 112 px "
+                             "Imagenette, about 8 hours on 2 cores; paper: 224 px, the paper's recipes "
+                             "(--report-only: default the scale of DIR/results.json)")
+    parser.add_argument("--out", required=True, help="DIR: train/<run>/, eval/<run>/, results.json, report.md, figures/")
+    parser.add_argument("--only", type=_tokens, default=None, metavar="NAME,...",
+                        help="only these runs (names as listed by --list), or kinds: train, quality, transfer, "
+                             "compute, random, bench")
+    parser.add_argument("--data", default=None, help="paper scale: an ImageNet root with train/ and val/ "
+                                                     "(evaluated on the ctest10k list)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--list", action="store_true", help="list the runs and whether each is done; run nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild results.json (when DIR has runs), report.md and figures")
+    parser.add_argument("--docs", default=None, metavar="PAGE",
+                        help="also write the docs page (e.g. docs/results.md) and copy the evidence beside it")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``adacolor reproduce``; returns the exit status (1 when a run failed)."""
+    out = Path(args.out)
+    if args.report_only and not (out / "train").is_dir() and not (out / "eval").is_dir():
+        if not (out / "results.json").is_file():
+            raise FileNotFoundError(f"{out} has neither runs nor results.json to report on")
+        written = write_outputs(out, None, args.docs)   # committed evidence: rebuild the pages only
+        for kind, path in written.items():
+            print(f"{kind}: {path}")
+        return 0
+    name = args.scale
+    if name is None and args.report_only and (out / "results.json").is_file():
+        name = json.loads((out / "results.json").read_text())["settings"]["scale"]
+    if name is None:
+        raise ValueError("give --scale tiny, cpu or paper")
+    scale = make_scale(name, args.data)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.list:
+        for r in select(plan(scale), args.only):
+            print(f"{'done' if run_done(r, out, scale) else 'todo'}  {_kind(r):<8} {r.name}")
+        return 0
+    status = {"failed": []}
+    start = time.perf_counter()
+    if not args.report_only:
+        status = run_suite(scale, out, args.only)
+    written = write_outputs(out, collect(scale, out), args.docs)
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    if not args.report_only:
+        _say(f"finished in {_duration((time.perf_counter() - start) / 60)}: {len(status['done'])} run, "
+             f"{len(status['skipped'])} already done, {len(status['blocked'])} blocked, {len(status['failed'])} failed")
+    return 1 if status["failed"] else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m adacolor.reproduce``: the same as ``adacolor reproduce``."""
+    parser = argparse.ArgumentParser(prog="adacolor reproduce", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

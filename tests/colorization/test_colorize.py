@@ -1,0 +1,148 @@
+"""Colorize: strict hint points, and streaming a photo in bands equals one full-size pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from adacolor import colorize as colorize_module
+from adacolor.color import lab_merge, lab_split
+from adacolor.colorize import (AB_LIMIT, HINT_KEYS, HINT_SIZE_RANGE, UserHint, colorize, colorize_file,
+                               load_image, parse_user_hints, save_image)
+from adacolor.model import colorizer_state, create_colorizer
+
+
+def _tiny(name: str = "icolorit-t"):
+    torch.manual_seed(0)
+    return create_colorizer(name, image_size=32, patch_size=8, depth=2).eval()
+
+
+# -- strict hints ------------------------------------------------------------------------------
+
+BAD_HINTS = [
+    ({"x": 1, "y": 2, "color": [200, 30, 30]}, r"unknown key\(s\) 'color'; the known keys are x, y, size, rgb, ab"),
+    ({"x": "12", "y": 2}, "'x' must be a number"),
+    ({"x": 1, "y": True}, "'y' must be a number"),
+    ({"x": float("nan"), "y": 2}, "'x' must be a number"),
+    ({"x": -3, "y": 2}, "'x' = -3 is outside the image"),
+    ({"y": 2}, "'x' is missing"),
+    ({"x": 1, "y": 2, "size": 1000}, "'size' must be an integer from 2 to 7"),
+    ({"x": 1, "y": 2, "size": 1}, "'size' must be an integer from 2 to 7"),
+    ({"x": 1, "y": 2, "size": 2.5}, "'size' must be an integer"),
+    ({"x": 1, "y": 2, "size": "3"}, "'size' must be an integer"),
+    ({"x": 1, "y": 2, "size": True}, "'size' must be an integer"),
+    ({"x": 1, "y": 2, "ab": [500.0, 0.0]}, r"'ab' must be two numbers \(Lab a and b\), each in -110..110"),
+    ({"x": 1, "y": 2, "ab": [0.0, -110.5]}, "'ab' must be two numbers"),
+    ({"x": 1, "y": 2, "ab": ["10", 0]}, "'ab' must be two numbers"),
+    ({"x": 1, "y": 2, "ab": [1]}, "'ab' must be two numbers"),
+    ({"x": 1, "y": 2, "rgb": [300, 0, 0]}, "'rgb' must be three numbers in 0..255"),
+    ({"x": 1, "y": 2, "rgb": ["255", 0, 0]}, "'rgb' must be three numbers"),
+    ({"x": 1, "y": 2, "rgb": [False, 0, 0]}, "'rgb' must be three numbers"),
+    ({"x": 1, "y": 2, "rgb": [255, 0, 0], "ab": [1.0, 2.0]}, "one colour, 'rgb' or 'ab', not both"),
+    ([1, 2], "a hint is an object"),
+]
+
+
+@pytest.mark.parametrize("entry, message", BAD_HINTS)
+def test_bad_hints_are_refused_and_say_what_is_accepted(entry: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        parse_user_hints([{"x": 0, "y": 0}, entry], "clicks.json")
+    assert str(error.value).startswith("clicks.json hint 1: ")
+
+
+def test_good_hints_at_the_edges_of_the_ranges() -> None:
+    low, high = HINT_SIZE_RANGE
+    assert (low, high) == (2, 7) and HINT_KEYS == ("x", "y", "size", "rgb", "ab") and AB_LIMIT == 110
+    hints = parse_user_hints({"hints": [
+        {"x": 0, "y": 0.5}, {"x": 3, "y": 4, "size": low, "ab": [-AB_LIMIT, AB_LIMIT]},
+        {"x": 3, "y": 4, "size": high, "rgb": [0, 127.5, 255]}]})
+    assert hints[0] == UserHint(0.0, 0.5, 2, None)  # the default size is iColoriT's 2x2
+    assert hints[1] == UserHint(3.0, 4.0, 2, (-110.0, 110.0))
+    assert hints[2].size == 7 and hints[2].ab is not None
+    with pytest.raises(ValueError, match=r'expected a list of hints or \{"hints"'):
+        parse_user_hints({"points": []})
+
+
+def test_hints_outside_the_photo_are_refused_before_the_model_runs(tmp_path: Path) -> None:
+    photo = save_image(torch.rand(3, 20, 30), tmp_path / "in.png")
+    hints = tmp_path / "hints.json"
+    hints.write_text(json.dumps([{"x": 30, "y": 5}]))
+    with pytest.raises(ValueError, match=r"outside the 30x20 image \(x in 0..29, y in 0..19\)"):
+        colorize_file(photo, tmp_path / "no-checkpoint.pt", tmp_path / "out.png", hint_file=hints)
+
+
+# -- streaming in bands --------------------------------------------------------------------------
+
+@pytest.fixture
+def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of a few rows, so that small test photos stream through many of them."""
+    monkeypatch.setattr(colorize_module, "BAND_PIXELS", 7 * 61)
+
+
+def test_the_banded_resize_equals_one_interpolate(small_bands: None) -> None:
+    torch.manual_seed(3)
+    rgb = torch.rand(3, 83, 61)
+    assert len(colorize_module._bands(83, 61)) == 12
+    shrunk = colorize_module._shrink(rgb, (32, 24), lambda: None)
+    whole = F.interpolate(rgb[None], size=(32, 24), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.allclose(shrunk, whole.clamp(0, 1), atol=1e-5)
+    pred_ab = torch.rand(1, 2, 32, 24) * 2 - 1
+    bands = list(colorize_module._recombine(rgb, pred_ab, lambda: None))
+    assert [top for top, *_ in bands] == list(range(0, 83, 7))
+    colour = torch.cat([c for _, _, c, _ in bands], dim=1)
+    up = F.interpolate(pred_ab, size=(83, 61), mode="bilinear", align_corners=False)
+    light, _ = lab_split(rgb[None])
+    assert torch.allclose(colour, lab_merge(light, up)[0], atol=1e-5)
+
+
+def test_colorize_does_not_depend_on_the_bands_or_the_memory_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _tiny("adacolvit-t")
+    torch.manual_seed(1)
+    rgb = torch.rand(3, 45, 70)
+    hints = [UserHint(10, 20, ab=(40.0, -20.0)), UserHint(3, 3, size=3)]
+    one_band = colorize(model, rgb, hints)
+    monkeypatch.setattr(colorize_module, "BAND_PIXELS", 5 * 70)
+    banded = colorize(model, rgb, hints)
+    assert torch.allclose(banded["rgb"], one_band["rgb"], atol=1e-5)
+    channels_last = rgb.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # as the app holds photos
+    assert torch.equal(colorize(model, channels_last, hints)["rgb"], banded["rgb"])
+    gray = banded["gray"]
+    assert gray.shape == (3, 45, 70) and torch.equal(gray[0], gray[2])
+    assert torch.allclose(gray, lab_merge(lab_split(rgb[None])[0], torch.zeros(1, 2, 45, 70))[0], atol=1e-5)
+    assert banded["hint_mask"].sum() == 4 + 9 and banded["compute_map"].shape == (4, 4)
+
+
+def test_colorize_file_writes_what_colorize_computes(tmp_path: Path, small_bands: None) -> None:
+    model = _tiny()
+    photo = save_image(torch.rand(3, 57, 61), tmp_path / "in.png")
+    checkpoint = tmp_path / "model.pt"
+    torch.save(colorizer_state(model), checkpoint)
+    (tmp_path / "hints.json").write_text(json.dumps([{"x": 60, "y": 2, "rgb": [10, 200, 30], "size": 5}]))
+    paths = colorize_file(photo, checkpoint, tmp_path / "out" / "colorized.png", hint_file=tmp_path / "hints.json",
+                          figure=tmp_path / "figure.pdf")
+    written = np.asarray(Image.open(paths["colorized"]))
+    expected = colorize(model, load_image(photo), parse_user_hints([{"x": 60, "y": 2, "rgb": [10, 200, 30],
+                                                                     "size": 5}]))
+    save_image(expected["rgb"], tmp_path / "expected.png")
+    assert np.array_equal(written, np.asarray(Image.open(tmp_path / "expected.png")))
+    assert paths["figure"].read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("out, message", [
+    ("colorized", "--out .*colorized: the file type comes from the extension; use one of .png, .jpg"),
+    ("colorized.txt", "the file type comes from the extension"),
+    ("folder.png/", "is a folder"),
+])
+def test_output_paths_are_checked_before_anything_is_read(tmp_path: Path, out: str, message: str) -> None:
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match=message):  # the image and checkpoint do not even exist
+        colorize_file(tmp_path / "missing.jpg", tmp_path / "missing.pt", tmp_path / out, random_hints=3)
+    with pytest.raises(ValueError, match="--figure .*figure.gif"):
+        colorize_file(tmp_path / "missing.jpg", tmp_path / "missing.pt", tmp_path / "ok.png", random_hints=3,
+                      figure=tmp_path / "figure.gif")

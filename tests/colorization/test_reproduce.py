@@ -1,0 +1,255 @@
+"""adacolor reproduce: the tiny suite end to end, resumption, claim checks and the report."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from adacolor import report
+from adacolor.reproduce import (collect, docs_page, make_scale, plan, run_done, run_suite, select,
+                                train_dir, training_done)
+
+KEYS = ("fig4", "table1", "table2", "table3", "table4", "fig6", "fig7", "fig8", "claims", "settings")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+def test_every_result_key_has_runs_at_every_scale():
+    for name in ("tiny", "cpu", "paper"):
+        scale = make_scale(name)
+        roles = {role for t in scale.trainings for role in t.roles}
+        assert {"fig4", "table1", "table2", "table3", "table4", "fig6", "fig7", "fig8"} <= roles
+        runs = plan(scale)
+        assert len({r.name for r in runs}) == len(runs)
+        kinds = {getattr(r, "kind", "train") for r in runs}
+        assert kinds == {"train", "quality", "transfer", "compute", "random", "bench"}
+
+
+def test_cpu_scale_fits_about_eight_hours():
+    runs = plan(make_scale("cpu"))
+    hours = sum(r.minutes for r in runs) / 60
+    assert 6.5 < hours < 8.6, hours
+    assert all(t.recipe.startswith("cpu-") for t in make_scale("cpu").trainings)
+
+
+def test_only_selects_names_and_kinds_and_rejects_unknown():
+    runs = plan(make_scale("tiny"))
+    assert [r.name for r in select(runs, ["icolorit-t"])] == ["icolorit-t"]
+    assert {r.name for r in select(runs, ["bench"])} == {"bench"}
+    assert all(getattr(r, "kind", None) == "compute" for r in select(runs, ["compute"]))
+    with pytest.raises(ValueError, match="unknown run"):
+        select(runs, ["no-such-run"])
+
+
+def test_data_applies_to_the_paper_scale_only(tmp_path):
+    with pytest.raises(ValueError, match="--data"):
+        make_scale("cpu", str(tmp_path))
+    scale = make_scale("paper", str(tmp_path))
+    assert scale.eval_data == f"ctest10k:{tmp_path / 'val'}"
+    assert all(f"data={tmp_path / 'train'}" in t.overrides for t in scale.trainings)
+
+
+def test_reproduce_is_an_adacolor_command():
+    from adacolor.cli import build_parser
+
+    args = build_parser().parse_args(["reproduce", "--scale", "tiny", "--out", "x", "--only", "bench,icolorit-t"])
+    assert args.command == "reproduce" and args.only == ["bench", "icolorit-t"]
+
+
+# -- claims on hand-made numbers -------------------------------------------------------------
+
+def test_efficiency_claim_holds_and_fails_on_numbers():
+    ok = report.claim_efficiency({"psnr@10": 27.00, "gflops": 1.0}, {"psnr@10": 26.97, "gflops": 0.55})
+    assert ok["holds"] is True and set(ok) == {"claim", "paper", "ours", "holds"}
+    worse = report.claim_efficiency({"psnr@10": 27.00, "gflops": 1.0}, {"psnr@10": 26.90, "gflops": 0.55})
+    assert worse["holds"] is False and "-0.100 dB" in worse["ours"]
+    costly = report.claim_efficiency({"psnr@10": 27.00, "gflops": 1.0}, {"psnr@10": 27.1, "gflops": 0.7})
+    assert costly["holds"] is False and "70.0%" in costly["ours"]
+    assert report.claim_efficiency(None, {"psnr@10": 1, "gflops": 1})["holds"] is None
+
+
+def test_baseline_groups_random_and_spread_claims():
+    rows = [{"run": "adacolvit-t-t3", "label": "AdaColViT-T", "psnr@10": 27.0, "gflops": 1.2},
+            {"run": "dynamicvit-t", "label": "DynamicViT-T", "psnr@10": 26.8, "gflops": 1.2},
+            {"run": "adavit-t", "label": "AdaViT-T", "psnr@10": 26.9, "gflops": 1.15},
+            {"run": "avit-t", "label": "A-ViT-T", "psnr@10": 26.5, "gflops": 1.2}]
+    assert report.claim_beats_baselines(rows)["holds"] is True
+    rows[2] = dict(rows[2], **{"psnr@10": 27.2})
+    failed = report.claim_beats_baselines(rows)
+    assert failed["holds"] is False and "AdaViT-T -0.200 dB" in failed["ours"]
+    rows[2] = dict(rows[2], **{"psnr@10": 26.0, "gflops": 0.6})  # better, but at twice its GFLOPs
+    assert report.claim_beats_baselines(rows)["holds"] is False
+
+    groups = [{"groups": 2, "psnr@10": 27.0, "gflops": 0.8}, {"groups": 4, "psnr@10": 26.9, "gflops": 0.8},
+              {"groups": 8, "psnr@10": 26.5, "gflops": 0.8}]
+    assert report.claim_best_groups(groups)["holds"] is True
+    groups[2]["psnr@10"] = 27.5
+    assert report.claim_best_groups(groups)["holds"] is False
+
+    def entry(learned: float, random: float) -> dict:
+        return {"beta_patch": 0.5, "beta_layer": 0.8, "learned": {"psnr@10": learned}, "random": {"psnr@10": random}}
+
+    variants = {"patch+layer": [entry(27, 26), entry(26, 25)], "patch": [entry(27, 26.5)], "layer": [entry(26, 26.2)]}
+    lost = report.claim_learned_beats_random(variants)
+    assert lost["holds"] is False and "not better at layer (0.5, 0.8)" in lost["ours"]
+    variants["layer"] = [entry(26.3, 26.2)]
+    assert report.claim_learned_beats_random(variants)["holds"] is True
+    variants["layer"] = []
+    assert report.claim_learned_beats_random(variants)["holds"] is None
+
+    flat = report.spread([0.182] * 9 + [0.184])
+    assert flat["p90/p10"] < 1.02 and report.claim_compute_varies(flat, 1)["holds"] is False
+    wide = report.spread([0.1, 0.12, 0.15, 0.18, 0.2, 0.22, 0.25, 0.3, 0.35, 0.4, 0.5])
+    assert wide["min"] == 0.1 and wide["max"] == 0.5 and wide["median"] == 0.22
+    assert wide["p10"] == pytest.approx(0.12) and wide["p90"] == pytest.approx(0.4)
+    assert report.claim_compute_varies(wide)["holds"] is True
+
+
+def test_speed_transfer_and_pareto_claims():
+    t2 = [{"run": "icolorit-t", "latency_ms_mean": 9.4, "latency_ms_std": 0.1},
+          {"run": "adacolvit-t", "latency_ms_mean": 6.2, "latency_ms_std": 0.2}]
+    assert report.claim_faster(t2)["holds"] is True
+    t2[1].update(latency_ms_mean=9.3)  # within the noise
+    assert report.claim_faster(t2)["holds"] is False
+    t1 = [{"run": "icolorit-t", "A": {"psnr@10": 25.0}, "B": {"psnr@10": 24.0}},
+          {"run": "adacolvit-t", "A": {"psnr@10": 24.99}, "B": {"psnr@10": 23.8}}]
+    result = report.claim_transfer(t1, ["A", "B"])
+    assert result["holds"] is False and "B -0.200 dB" in result["ours"]
+    fig4 = [{"run": "adacolvit-t", "label": "AdaColViT-T", "gflops": 0.19, "psnr@10": 26.8},
+            {"run": "icolorit-t", "label": "iColoriT-T", "gflops": 0.29, "psnr@10": 26.9},
+            {"run": "swinir-t", "label": "SwinIR-T", "gflops": 0.18, "psnr@10": 26.85}]
+    dominated = report.claim_pareto(fig4)
+    assert dominated["holds"] is False and "SwinIR-T" in dominated["ours"]
+
+
+# -- the report from a hand-made results.json --------------------------------------------------
+
+def _hand_made() -> dict:
+    rows = [{"run": "icolorit-t", "label": "iColoriT-T", "gflops": 0.287, "psnr@10": 26.90, "lpips@10": 0.1339},
+            {"run": "adacolvit-t", "label": "AdaColViT-T", "gflops": 0.189, "psnr@10": 26.79, "lpips@10": 0.1361,
+             "groups": 2, "beta_patch": 0.5}]
+    results = {
+        "fig4": {"ks": [10], "all_ks": [10], "rows": rows, "missing": ["swinir-t"]},
+        "table1": {"datasets": ["Oxford flowers"], "k": 10, "missing": [],
+                   "rows": [{"run": "icolorit-t", "label": "iColoriT-T", "Oxford flowers": {"psnr@10": 24.0, "images": 240}},
+                            {"run": "adacolvit-t", "label": "AdaColViT-T", "Oxford flowers": {"psnr@10": 24.1, "images": 240}}]},
+        "table2": {"rows": [{"run": "icolorit-t", "label": "iColoriT-T", "gflops": 0.287, "latency_ms_mean": 9.36,
+                             "latency_ms_std": 0.05, "psnr@10": 26.9},
+                            {"run": "adacolvit-t", "label": "AdaColViT-T", "gflops": 0.189, "latency_ms_mean": 6.19,
+                             "latency_ms_std": 0.04, "psnr@10": 26.79}],
+                   "missing": [], "settings": {"repeats": 5, "runs": 100, "warmup": 10, "torch": "2", "cpu": "x86"}},
+        "table3": {"k": 10, "rows": [], "missing": ["dynamicvit-t", "adavit-t", "avit-t", "adacolvit-t-t3"]},
+        "table4": {"k": 10, "rows": rows[1:], "missing": ["adacolvit-t-g4", "adacolvit-t-g8"]},
+        "fig6": {"k": 10, "variants": {"patch+layer": [], "patch": [], "layer": []}, "missing": ["fig6-pl-p50-l80"]},
+        "fig7": {"missing": ["compute-adacolvit-t"]},
+        "fig8": {"missing": ["compute-adacolvit-t"]},
+        "settings": {"scale": "cpu", "description": "cpu: 112 px", "train_data": "shared:imagenette/train",
+                     "eval_data": "shared:imagenette/val", "eval_images": 500, "image_size": 112, "hint_seed": 0,
+                     "hint_size": 2, "why": "because", "command": "adacolor reproduce --scale cpu --out DIR",
+                     "transfer": {"Oxford flowers": "shared:flowers17-subset/test"}, "failed": []},
+    }
+    results["claims"] = report.check_claims(results)
+    return results
+
+
+def test_report_from_hand_made_results():
+    results = _hand_made()
+    claims = {c["claim"]: c for c in results["claims"]}
+    efficiency = next(c for c in claims.values() if c["claim"].startswith("AdaColViT-T within 0.05 dB PSNR@10 of iColoriT-T at"))
+    assert efficiency["holds"] is False  # -0.11 dB: the claim does not hold on these numbers
+    text = report.build_report(results, present={"fig4"})
+    for heading in ("Fig. 4", "Table 1", "Table 2", "Table 3", "Table 4", "Fig. 6", "Fig. 7", "Fig. 8", "claims"):
+        assert f"## {heading}" in text or heading in text
+    assert "| AdaColViT-T | 0.189 | 0.78 |" in text          # ours beside the paper's GFLOPs
+    assert "6.19 ± 0.04" in text
+    assert "**does not hold**" in text and "not measured" in text
+    assert "Missing (not run yet, or failed): `swinir-t`" in text
+    assert "![Fig. 4" in text and "`fig6.png` not made" in text
+    assert "tiny (plumbing check" not in text
+    tiny = copy.deepcopy(results)
+    tiny["settings"]["scale"] = "tiny"
+    assert "tiny (plumbing check, not numbers)" in report.build_report(tiny)
+
+
+def test_docs_page_is_generated_from_the_committed_results():
+    """docs/results.md is docs_page(docs/results/results.json): the page cannot drift from its data."""
+    data = DOCS / "results" / "results.json"
+    if not data.is_file():
+        pytest.skip("no committed results")
+    results = json.loads(data.read_text())
+    assert set(KEYS) <= set(results)
+    present = {p.stem for p in (DOCS / "results" / "figures").glob("*.png")}
+    assert (DOCS / "results.md").read_text() == docs_page(results, present=present)
+
+
+# -- the tiny suite end to end -----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
+    import torch
+
+    from adacolor import train as train_module
+    from adacolor.reproduce import main
+
+    torch.set_num_threads(1)
+    out = tmp_path / "repro"
+    assert main(["--scale", "tiny", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(KEYS) <= set(results)
+    assert {p.name for p in (out / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png"}
+    assert len(results["fig4"]["rows"]) == 4 and results["fig4"]["ks"] == [5, 10, 20, 50]
+    assert {r["groups"] for r in results["table4"]["rows"]} == {2, 4, 8}
+    assert len(results["table3"]["rows"]) == 4
+    assert all(len(v) == 3 for v in results["fig6"]["variants"].values())
+    assert len(results["table2"]["rows"]) == 4 and all(len(r["latency_ms"]) == 5 for r in results["table2"]["rows"])
+    spread = results["fig7"]["spread"]
+    assert spread["min"] <= spread["p10"] <= spread["median"] <= spread["p90"] <= spread["max"]
+    assert len(results["claims"]) == 8 and all(set(c) == {"claim", "paper", "ours", "holds"} for c in results["claims"])
+    text = (out / "report.md").read_text()
+    assert "tiny (plumbing check, not numbers)" in text and "## The paper's claims, checked" in text
+
+    # a second invocation trains and evaluates nothing
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished training was run again")
+
+    monkeypatch.setattr(train_module, "train", no_training)
+    scale = make_scale("tiny")
+    status = run_suite(scale, out)
+    assert status["done"] == [] and status["failed"] == [] and len(status["skipped"]) == len(plan(scale))
+
+    # a removed result is redone alone; the report is rebuilt from the results
+    (out / "eval" / "quality-icolorit-t" / "result.json").unlink()
+    assert not run_done(plan(scale)[len(scale.trainings)], out, scale)
+    assert run_suite(scale, out)["done"] == ["quality-icolorit-t"]
+    assert collect(scale, out)["fig4"]["rows"] == results["fig4"]["rows"]
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    from adacolor import train as train_module
+    from adacolor.config import make_config
+
+    scale = make_scale("tiny")
+    target = next(t for t in scale.trainings if t.name == "icolorit-t")
+    folder = train_dir(tmp_path, target.name)
+    train_module.train(make_config(target.recipe, target.overrides), folder, stop_at_step=5)  # "killed" at 5
+    assert (folder / "checkpoint.pt").is_file() and not training_done(folder)
+    import torch
+
+    calls = []
+    real = train_module.train
+
+    def spy(config, out_dir, resume=True, **kwargs):
+        saved = torch.load(Path(out_dir) / "checkpoint.pt", weights_only=True)["step"]
+        calls.append((resume, saved))
+        return real(config, out_dir, resume=resume, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    assert run_suite(scale, tmp_path, ["icolorit-t"])["done"] == ["icolorit-t"]
+    (resume, saved), = calls
+    assert resume is True and 0 < saved <= 5   # train's exact resume picks up the saved step
+    assert training_done(folder)
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 8
