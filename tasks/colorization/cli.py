@@ -137,7 +137,8 @@ class _Version(argparse.Action):
             number = version("adaprune")
         except PackageNotFoundError:
             number = "unknown (not installed)"
-        parser.exit(0, f"adacolor {number}\n")
+        print(f"adacolor {number}")
+        parser.exit(0)
 
 
 def _quiet(parser: argparse.ArgumentParser) -> None:

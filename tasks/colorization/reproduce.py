@@ -733,7 +733,7 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
                                                     "overrides": list(t.overrides), "roles": list(t.roles)}
                                                    for t in scale.trainings],
         "why": scale.why, "command": f"adacolor reproduce --scale {scale.name} --out DIR",
-        "estimated_hours": round(sum(r.minutes for r in plan(scale)) / 60, 1),
+        "estimated_minutes": round(sum(r.minutes for r in plan(scale)), 1),
         "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))],
         "trained_otherwise": {t.name: diff for t in scale.trainings
                               if (diff := _config_differences(t, train_dir(out, t.name)))},

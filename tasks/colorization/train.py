@@ -511,8 +511,8 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
             if context.world_size > 1:
                 dist.barrier()
 
-        bar = tqdm(total=total_steps, initial=step, disable=not context.is_main, desc=config.model,
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total_steps, initial=step, desc=config.model, unit="step", dynamic_ncols=True,
+                   disable=None if context.is_main else True)  # None: drawn only on a terminal
         metrics: dict[str, Any] = {}
         last: dict[str, Any] = {}
         window = {"time": time.perf_counter(), "step": step}

@@ -128,7 +128,7 @@ def test_gray_and_compute_map(client: TestClient) -> None:
 
 def test_models_samples_and_the_page(client: TestClient) -> None:
     models = client.get("/api/models").json()
-    assert models["default"] == "adacolvit-t"
+    assert models["default"] == "adacolvit-t" and models["hint_size_range"] == [2, 7]
     assert [(m["name"], m["adaptive"], m["image_size"]) for m in models["models"]] == [
         ("adacolvit-t", True, [SIZE, SIZE]), ("icolorit-t", False, [SIZE, SIZE])]
     samples = client.get("/api/samples").json()["samples"]
@@ -306,3 +306,18 @@ def test_uploads_never_touch_the_disk(client: TestClient, monkeypatch: pytest.Mo
     assert len(data) > 1_400_000  # over the 1 MB at which multipart parsers usually spill to disk
     photo = upload(client, data)
     assert (photo["width"], photo["height"]) == (700, 700)
+
+
+def test_a_failing_model_is_a_json_500_and_the_server_carries_on(models: dict) -> None:
+    broken = create_colorizer("icolorit-t", image_size=SIZE).eval()
+
+    def fail(x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the model broke")
+
+    broken.forward = fail
+    client = TestClient(create_app({"broken": broken, **models}), raise_server_exceptions=False)
+    photo = upload(client, png_bytes())
+    assert_error(client.post(f"/api/images/{photo['id']}/colorize", json={"hints": [], "model": "broken"}),
+                 500, "the model broke")
+    ok = client.post(f"/api/images/{photo['id']}/colorize", json={"hints": [], "model": "adacolvit-t"})
+    assert ok.status_code == 200

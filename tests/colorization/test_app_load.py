@@ -67,6 +67,11 @@ def test_eight_clients_editing_at_once_get_their_own_results_without_error() -> 
             results = list(pool.map(client, range(CLIENTS), [url] * CLIENTS))
         # a result computed under load is the one the same request gets alone
         with httpx.Client(base_url=url, timeout=120) as http:
+            # and the real server answers bad requests and stays up
+            assert http.post("/api/images", files={"image": ("t.txt", b"text", "text/plain")}).status_code == 400
+            cut = _photo(50, 50, 0)[:200]
+            assert http.post("/api/images", files={"image": ("c.png", cut, "image/png")}).status_code == 400
+            assert http.post(f"/api/images/{results[0]['id']}/colorize", content=b"{").status_code == 400
             for result in results:
                 again = http.post(f"/api/images/{result['id']}/colorize",
                                   json={"hints": result["hints"], "model": result["model"]})

@@ -98,7 +98,7 @@ def test_the_banded_resize_equals_one_interpolate(small_bands: None) -> None:
     colour = torch.cat([c for _, _, c, _ in bands], dim=1)
     up = F.interpolate(pred_ab, size=(83, 61), mode="bilinear", align_corners=False)
     light, _ = lab_split(rgb[None])
-    assert torch.allclose(colour, lab_merge(light, up)[0], atol=1e-5)
+    assert torch.allclose(colour, lab_merge(light, up)[0], atol=1e-4)  # float32 rounding, 1/255 = 4e-3
 
 
 def test_colorize_does_not_depend_on_the_bands_or_the_memory_layout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,12 +109,12 @@ def test_colorize_does_not_depend_on_the_bands_or_the_memory_layout(monkeypatch:
     one_band = colorize(model, rgb, hints)
     monkeypatch.setattr(colorize_module, "BAND_PIXELS", 5 * 70)
     banded = colorize(model, rgb, hints)
-    assert torch.allclose(banded["rgb"], one_band["rgb"], atol=1e-5)
+    assert torch.allclose(banded["rgb"], one_band["rgb"], atol=1e-4)
     channels_last = rgb.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # as the app holds photos
     assert torch.equal(colorize(model, channels_last, hints)["rgb"], banded["rgb"])
     gray = banded["gray"]
     assert gray.shape == (3, 45, 70) and torch.equal(gray[0], gray[2])
-    assert torch.allclose(gray, lab_merge(lab_split(rgb[None])[0], torch.zeros(1, 2, 45, 70))[0], atol=1e-5)
+    assert torch.allclose(gray, lab_merge(lab_split(rgb[None])[0], torch.zeros(1, 2, 45, 70))[0], atol=1e-4)
     assert banded["hint_mask"].sum() == 4 + 9 and banded["compute_map"].shape == (4, 4)
 
 

@@ -56,6 +56,48 @@ def test_evaluate_on_shared_images_with_saved_hint_sets(tmp_path: Path) -> None:
         run_evaluation(dense, "shared:imagenette/val", tmp_path / "dense", ks=(1, 10), num_images=5, lpips="none")
 
 
+def test_unreadable_images_are_skipped_counted_and_never_replaced(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(5)
+    good, broken = tmp_path / "good", tmp_path / "broken"
+    for folder in (good, broken):
+        folder.mkdir()
+    for name in ("a", "b", "c"):
+        image = torch.rand(3, 40, 48)
+        save_image(image, good / f"{name}.png")
+        save_image(image, broken / f"{name}.png")
+    whole = (good / "a.png").read_bytes()
+    (broken / "d-truncated.png").write_bytes(whole[: len(whole) // 3])  # the last position: hints 0..2 agree
+    (broken / "e-text.jpg").write_text("not an image")
+    model = _tiny()
+    clean = run_evaluation(model, str(good), tmp_path / "clean", ks=(1, 10), lpips="none", batch_size=2)
+    assert clean["images"] == 3 and clean["skipped"] == 0 and "note" not in clean
+    assert main(["evaluate", "--checkpoint", str(_checkpoint(model, tmp_path)), "--data", str(broken),
+                 "--out", str(tmp_path / "skipping"), "--lpips", "none", "--batch-size", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "%|" not in captured.err  # no progress bar off a terminal
+    assert "2 of 5 images could not be read and were skipped (not replaced)" in captured.err
+    saved = json.loads((tmp_path / "skipping" / "metrics.json").read_text())
+    assert saved["images"] == 3 and saved["skipped"] == 2
+    assert [entry.split(": ")[0] for entry in saved["skipped_files"]] == [str(broken / "d-truncated.png"),
+                                                                           str(broken / "e-text.jpg")]
+    for k in (1, 10):  # the three readable images, each scored once with its own hints
+        assert saved[f"psnr@{k}"] == pytest.approx(clean[f"psnr@{k}"], abs=1e-6)
+    assert "skipped" in (tmp_path / "skipping" / "metrics.md").read_text()
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    for name in ("x.png", "y.jpg"):
+        (unreadable / name).write_text("not an image")
+    with pytest.raises(ValueError, match="none of the 2 images of the evaluation set can be read; first: .*x.png"):
+        run_evaluation(model, str(unreadable), tmp_path / "none", ks=(1,), lpips="none")
+
+
+def _checkpoint(model, folder: Path) -> Path:
+    path = folder / "model.pt"
+    torch.save(colorizer_state(model), path)
+    return path
+
+
 def test_lpips_is_reported_when_asked(tmp_path: Path, lpips_weights: dict[str, Path]) -> None:
     _require_shared()
     result = run_evaluation(_tiny(), "shared:imagenette/val", tmp_path, ks=(2,), num_images=2, lpips="alex")

@@ -163,6 +163,29 @@ def test_checkpoint_round_trip_rebuilds_the_same_model() -> None:
         load_colorizer({"model": {}})
 
 
+def test_unreadable_checkpoints_are_value_errors_naming_the_file(tmp_path) -> None:
+    model = create_colorizer("icolorit-t", **SMALL)
+    good = tmp_path / "good.pt"
+    torch.save(colorizer_state(model), good)
+    whole = good.read_bytes()
+    cases = {"random.pt": (bytes(range(256)) * 8, "not a PyTorch file"),
+             "photo.pt": (b"\xff\xd8\xff\xe0" + bytes(100), "a JPEG image"),
+             "truncated.pt": (whole[: len(whole) // 2], "truncated or damaged"),
+             "empty.pt": (b"", "an empty file")}
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"checkpoint {tmp_path / name}.*{reason}") as error:
+            load_colorizer(tmp_path / name)
+        assert "weights_only" not in str(error.value)
+    state = colorizer_state(model)
+    state["model"].pop(next(iter(state["model"])))
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=f"checkpoint {tmp_path / 'other.pt'} does not rebuild a colorizer"):
+        load_colorizer(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_colorizer(tmp_path / "missing.pt")
+
+
 @pytest.mark.parametrize("name", NETWORK_NAMES)
 def test_restoration_colorizers_map_4_channels_to_ab(name: str) -> None:
     model = create_colorizer(name, image_size=32)

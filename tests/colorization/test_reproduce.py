@@ -253,3 +253,5 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert resume is True and 0 < saved <= 5   # train's exact resume picks up the saved step
     assert training_done(folder)
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 8
+    (folder / "metrics.json").unlink()  # a finished checkpoint placed from elsewhere is done too
+    assert training_done(folder)

@@ -1,16 +1,19 @@
-"""Training: exact resume after a kill, torchrun with 2 processes equals one, atomic checkpoints."""
+"""Training: exact resume after a kill or a signal, torchrun with 2 processes equals one, atomic checkpoints."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from adacolor import train as train_module
 from adacolor.config import make_config
 from adacolor.train import WarmupCosine, epoch_order, save_checkpoint, train
 
@@ -43,6 +46,59 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, model: str) -
              if "loss" in json.loads(line)]
     assert steps == list(range(1, 7))
     assert whole["metrics"]["psnr@1"] == pytest.approx(resumed["metrics"]["psnr@1"], abs=1e-9)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_the_current_step_and_the_resumed_run_equals_the_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
+    config = make_config("smoke", TINY + ["model=adacolvit-t"])  # checkpoints every 2 steps
+    whole = train(config, tmp_path / "whole")
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    real_loss, calls = train_module.colorization_loss, []
+
+    def signalled_in_step_3(*args, **kwargs):  # Ctrl-C / kill while step 3 computes its loss
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signum)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "colorization_loss", signalled_in_step_3)
+    stopped = train(config, tmp_path / "resumed")
+    assert stopped["interrupted"] == signal.Signals(signum).name and stopped["stopped"]
+    assert stopped["step"] == 3 and len(calls) == 3  # step 3 finished, step 4 never began
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 3  # not 2
+    assert {s: signal.getsignal(s) for s in before} == before  # the handlers are put back
+    monkeypatch.undo()
+    resumed = train(config, tmp_path / "resumed")
+    assert resumed["step"] == whole["step"] == 6 and resumed["interrupted"] is None
+    a, b = _weights(tmp_path / "whole" / "checkpoint.pt"), _weights(tmp_path / "resumed" / "checkpoint.pt")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert whole["metrics"]["psnr@1"] == pytest.approx(resumed["metrics"]["psnr@1"], abs=1e-9)
+
+
+def test_ctrl_c_in_a_terminal_stops_adacolor_train_cleanly(tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C, with a DataLoader worker."""
+    overrides = [item for item in TINY if not item.startswith(("max_steps", "num_workers"))]
+    overrides += ["max_steps=100000", "num_workers=1", "eval_every=0", "checkpoint_every=0"]
+    argv = ["train", "--recipe", "smoke", *[f"--set={item}" for item in overrides], "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "adacolor", *argv], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    log = tmp_path / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Error" not in err, err[-3000:]
+    step = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"]
+    assert step == json.loads(log.read_text().splitlines()[-1])["step"] >= 3  # no step lost
+    resume = f"resume with: adacolor train --recipe smoke {' '.join(f'--set {item}' for item in overrides)} " \
+             f"--out {tmp_path}"
+    assert f"[adacolor] stopped by SIGINT at step {step}; checkpoint: {tmp_path / 'checkpoint.pt'}; {resume}" in err
 
 
 def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-__all__ = ["run_app_bench", "main"]
+__all__ = ["run_app_bench", "markdown_table", "main"]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -64,9 +64,11 @@ def _load(source: dict[str, Any]) -> dict[str, Any]:
     return {name: create_colorizer(name, image_size=source["image_size"]) for name in source["names"]}
 
 
-def _serve(source: dict[str, Any], threads: Optional[int], connection: Any) -> None:
-    """The server process: load the models, bind a free port, report it, serve."""
+def _serve(source: dict[str, Any], threads: Optional[int], policy: dict[str, Any], connection: Any) -> None:
+    """The server process: load the models, set their policy, bind a free port, report it, serve."""
     import torch
+
+    import adaprune
 
     from adacolor.app.serve import bind, serve, url_of
     from adacolor.app.server import create_app
@@ -75,6 +77,9 @@ def _serve(source: dict[str, Any], threads: Optional[int], connection: Any) -> N
         torch.set_num_threads(threads)
     try:
         models = {name: model.eval() for name, model in _load(source).items()}
+        for model in models.values():
+            if policy["mode"] != "learned" and model.adaptive:
+                adaprune.set_policy(model.backbone, policy["mode"], **policy["options"])
         app = create_app(models)
         sock = bind("127.0.0.1", 0)
     except Exception as error:  # reported to the parent, which says what went wrong
@@ -86,14 +91,24 @@ def _serve(source: dict[str, Any], threads: Optional[int], connection: Any) -> N
     serve(app, sock, log_level="error")
 
 
-def _choose_source(names: list[str], checkpoints: list[str], image_size: int) -> dict[str, Any]:
+def _choose_source(names: Optional[list[str]], checkpoints: list[str], image_size: int) -> dict[str, Any]:
+    """Checkpoints when given; else the named (default: all) shipped models; else untrained ones."""
     if checkpoints:
         return {"kind": "checkpoint", "paths": checkpoints}
-    import adacolor.weights as weights
+    from adacolor.model import list_colorizers
+    from adacolor.weights import list_shipped
 
-    shipped = {entry["name"] for entry in getattr(weights, "list_shipped", lambda: [])()}
-    if set(names) <= shipped:
+    shipped = [card["name"] for card in list_shipped()]
+    if names is None:
+        if shipped:
+            return {"kind": "shipped", "names": shipped}
+        names = ["adacolvit-t", "icolorit-t"]
+    if set(names) <= set(shipped):
         return {"kind": "shipped", "names": names}
+    unknown = sorted(set(names) - set(list_colorizers()))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: neither shipped ({', '.join(shipped) or 'none'}) nor registered "
+                         f"(adacolor list)")
     return {"kind": "untrained", "names": names, "image_size": image_size}
 
 
@@ -167,30 +182,51 @@ def _measure(url: str, model: str, photo_size: int, clients: int, requests: int,
             "requests_per_s": len(samples) / elapsed, "png_bytes_mean": statistics.fmean(s["bytes"] for s in samples)}
 
 
-def run_app_bench(names: Sequence[str] = ("adacolvit-t", "icolorit-t"), checkpoints: Sequence[str] = (),
+def markdown_table(report: dict[str, Any]) -> str:
+    """The results as a Markdown table (one row per model, photo size and client count)."""
+    lines = ["| model | input | photo | clients | server p50 | server p95 | round trip p50 | round trip p95 "
+             "| GFLOPs | req/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in report["results"]:
+        size = "x".join(str(s) for s in report["setup"]["models"][row["model"]]["image_size"])
+        lines.append(f"| {row['model']} | {size} | {row['photo_size']} px | {row['clients']} "
+                     f"| {row['server_ms_p50']:.1f} ms | {row['server_ms_p95']:.1f} ms "
+                     f"| {row['round_trip_ms_p50']:.1f} ms | {row['round_trip_ms_p95']:.1f} ms "
+                     f"| {row['gflops_mean']:.3f} | {row['requests_per_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_app_bench(names: Optional[Sequence[str]] = None, checkpoints: Sequence[str] = (),
                   out: Optional[str] = None, image_size: int = 224, photo_sizes: Sequence[int] = (224, 512),
                   clients: Sequence[int] = (1, 8),
-                  requests: int = 80, warmup: int = 5, threads: Optional[int] = None) -> dict[str, Any]:
+                  requests: int = 80, warmup: int = 5, threads: Optional[int] = None, policy: str = "learned",
+                  patch_keep: float = 0.5, layer_keep: float = 1.0) -> dict[str, Any]:
     """Measures the colorize round trip of each model at each client count.
 
     Args:
-        names: registered / shipped model names (ignored when ``checkpoints`` are given).
+        names: shipped model names (None: all shipped, or when none is, untrained
+            adacolvit-t and icolorit-t), or registered names for untrained models; ignored when
+            ``checkpoints`` are given.
         checkpoints: training checkpoints to compare instead.
-        out: a folder for ``app_bench.json`` (None: no file).
+        out: a folder for ``app_bench.json`` and ``app_bench.md`` (None: no files).
         image_size: the input size of untrained models (shipped and checkpoints keep theirs).
         photo_sizes: sides of the square photos uploaded (the PNG comes back at that size).
         clients: the numbers of concurrent clients.
         requests: timed requests per model and client count, split over the clients (each
             client first sends ``warmup`` untimed ones).
         threads: torch threads of the server (None: torch's default).
+        policy: the adaptive models' decisions: ``learned`` (their gates), or ``random`` keeping
+            ``patch_keep`` of the tokens and ``layer_keep`` of the sub-layers (a stand-in for
+            trained gates on untrained models).
 
     Returns:
         ``{"setup": {...}, "results": [one dict per model and client count]}``.
     """
-    source = _choose_source(list(names), list(checkpoints), image_size)
+    source = _choose_source(None if names is None else list(names), list(checkpoints), image_size)
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    server = context.Process(target=_serve, args=(source, threads, send), daemon=True)
+    decisions = {"mode": policy, "options": {} if policy == "learned" else
+                 {"patch_keep": patch_keep, "layer_keep": layer_keep}}
+    server = context.Process(target=_serve, args=(source, threads, decisions, send), daemon=True)
     server.start()
     try:
         if not receive.poll(300):
@@ -210,12 +246,12 @@ def run_app_bench(names: Sequence[str] = ("adacolvit-t", "icolorit-t"), checkpoi
     finally:
         server.terminate()
         server.join(10)
-    setup = {"source": source["kind"], "models": info["models"], "server_threads": info["threads"],
+    setup = {"source": source["kind"], "policy": decisions, "models": info["models"], "server_threads": info["threads"],
              "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
              "photo": "skimage astronaut, square at photo_size, PNG out at that size", "timed_requests_per_setting": requests,
              "hints_per_request": "1..10, cycling", "warmup_per_client": warmup,
              "torch_threads_env": os.environ.get("OMP_NUM_THREADS")}
-    if source["kind"] == "untrained":
+    if source["kind"] == "untrained" and policy == "learned":
         setup["note"] = ("untrained models: an untrained adaptive model's gates keep almost everything, so these "
                          "figures are the app's overhead and the dense cost, not a trained AdaColViT's savings")
         print(f"note: {setup['note']}", flush=True)
@@ -224,16 +260,19 @@ def run_app_bench(names: Sequence[str] = ("adacolvit-t", "icolorit-t"), checkpoi
         path = Path(out) / "app_bench.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path}")
+        path.with_suffix(".md").write_text(markdown_table(report))
+        print(f"wrote {path} and {path.with_suffix('.md')}")
     return report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m adacolor.app.bench``."""
     parser = argparse.ArgumentParser(prog="python -m adacolor.app.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="adacolvit-t,icolorit-t", help="comma-separated names")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated shipped or registered names (default: every shipped model, "
+                             "else untrained adacolvit-t,icolorit-t)")
     parser.add_argument("--checkpoint", action="append", default=[], help="compare checkpoints instead (repeatable)")
-    parser.add_argument("--out", default=None, help="folder for app_bench.json")
+    parser.add_argument("--out", default=None, help="folder for app_bench.json and app_bench.md")
     parser.add_argument("--image-size", type=int, default=224, help="input size of untrained models")
     parser.add_argument("--photo-sizes", default="224,512", help="comma-separated square photo sides")
     parser.add_argument("--clients", default="1,8", help="comma-separated client counts")
@@ -241,12 +280,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="timed requests per model and client count, split over the clients")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the server")
+    parser.add_argument("--policy", default="learned", choices=["learned", "random"],
+                        help="adaptive models' decisions (random: a stand-in for trained gates)")
+    parser.add_argument("--patch-keep", type=float, default=0.5, help="random policy: tokens at full width")
+    parser.add_argument("--layer-keep", type=float, default=1.0, help="random policy: sub-layers run")
     args = parser.parse_args(argv)
     try:
-        run_app_bench([n.strip() for n in args.models.split(",") if n.strip()], args.checkpoint, args.out,
+        names = None if args.models is None else [n.strip() for n in args.models.split(",") if n.strip()]
+        run_app_bench(names, args.checkpoint, args.out,
                       args.image_size, [int(p) for p in args.photo_sizes.split(",")],
                       [int(c) for c in args.clients.split(",")], args.requests, args.warmup,
-                      args.threads)
+                      args.threads, args.policy, args.patch_keep, args.layer_keep)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"app bench: error: {error}", file=sys.stderr)
         return 2

@@ -25,26 +25,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", default=None, metavar="CKPT",
                         help="serve a training checkpoint (adacolor train --out DIR writes DIR/checkpoint.pt)")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only; the app has no login)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    parser.add_argument("--max-images", type=int, default=None, help="photos kept in memory (default 16)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+                        help="address to listen on; 127.0.0.1 is this machine only (the app has no login)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--max-images", type=int, default=16,  # server.DEFAULT_MAX_IMAGES, without importing it
+                        help="photos kept in memory; the least recently used is dropped")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads; omit for torch's choice")
     return parser
 
 
-def load_models(model: Optional[str] = None, checkpoint: Optional[str] = None
-                ) -> tuple[dict[str, Any], dict[str, str]]:
+def load_models(model: Optional[str] = None, checkpoint: Optional[str] = None,
+                weights_dir: Optional[str] = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The colorizers to serve and a line describing each.
 
     Args:
         model: a shipped model's name; None with no checkpoint: every shipped model.
         checkpoint: a training checkpoint to serve instead.
+        weights_dir: where shipped models are looked for (default: the package's own).
 
     Returns:
-        (name -> colorizer in eval mode, default first; name -> description).
+        (name -> colorizer in eval mode, the default first; name -> description).
 
     Raises:
-        ValueError: an unknown shipped model, or none shipped and no checkpoint given.
+        ValueError: an unknown shipped model, corrupt weights, or none shipped and no
+            checkpoint given.
         FileNotFoundError: no checkpoint at that path.
     """
     if checkpoint is not None:
@@ -54,34 +57,29 @@ def load_models(model: Optional[str] = None, checkpoint: Optional[str] = None
         name = colorizer.build_args["name"]
         return {name: colorizer.eval()}, {name: f"checkpoint {checkpoint}"}
 
-    import adacolor.weights as weights  # a real error inside the package propagates
+    from adacolor.weights import DEFAULT_MODEL, WEIGHTS_DIR, list_shipped, load_shipped
 
-    list_shipped = getattr(weights, "list_shipped", None)
-    shipped = list_shipped() if list_shipped is not None else []
-    if not shipped:
+    directory = WEIGHTS_DIR if weights_dir is None else weights_dir
+    cards = {card["name"]: card for card in list_shipped(directory)}
+    if not cards:
         raise ValueError("this installation ships no trained colorizer; serve a checkpoint instead: "
                          "adacolor app --checkpoint runs/ada/checkpoint.pt (train one with adacolor train)")
-    cards = {entry["name"]: entry for entry in shipped}
-    if model is not None:
-        names = [model]
-    else:
-        default = getattr(weights, "DEFAULT_MODEL", None)
-        names = sorted(cards, key=lambda n: n != default)
-    models = {name: weights.load_shipped(name).eval() for name in names}  # ValueError names the choices
-    return models, {name: str(cards.get(name, {}).get("description", "")) for name in names}
+    names = [model] if model is not None else sorted(cards, key=lambda n: n != DEFAULT_MODEL)
+    models = {name: load_shipped(name, directory).eval() for name in names}  # ValueError names the choices
+    return models, {name: str(cards[name].get("description", "")) for name in names}
 
 
 def run(args: argparse.Namespace) -> int:
     """Loads the models, prints the URL and serves until Ctrl+C; returns the exit status."""
     from adacolor.app.serve import bind, serve, url_of
-    from adacolor.app.server import DEFAULT_MAX_IMAGES, create_app
+    from adacolor.app.server import create_app
 
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
     models, descriptions = load_models(args.model, args.checkpoint)
-    app = create_app(models, max_images=args.max_images or DEFAULT_MAX_IMAGES, descriptions=descriptions)
+    app = create_app(models, max_images=args.max_images, descriptions=descriptions)
     try:
         sock = bind(args.host, args.port)
     except OSError as error:

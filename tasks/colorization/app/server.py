@@ -20,7 +20,7 @@ may use the photo, and there is no way to list ids):
 - ``GET /api/images/{id}/gray`` -> the photo's lightness as PNG (what the model sees).
 - ``GET /api/images/{id}/compute-map`` -> PNG of the last colorization's per-patch compute
   (:mod:`adacolor.compute_map`); ``.../compute-map.json`` -> the grid and per-block skips.
-- ``DELETE /api/images/{id}``; ``GET /api/models``; ``GET /`` the page.
+- ``DELETE /api/images/{id}``; ``GET /api/models`` (and the hint sizes accepted); ``GET /`` the page.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from torch import nn
 
-from adacolor.colorize import UserHint, colorize, parse_user_hints
+from adacolor.colorize import HINT_SIZE_RANGE, UserHint, colorize, parse_user_hints
 from adacolor.compute_map import ComputeMap, model_compute_map, render_compute_map
 from adacolor.data import load_rgb
 
@@ -274,12 +274,13 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
         return JSONResponse({"error": f"internal error ({type(error).__name__}: {error}); the server is still "
                                       f"running"}, status_code=500)
 
-    def run_model(name: str, rgb: torch.Tensor, hints: list[UserHint]) -> tuple[dict[str, Any], ComputeMap]:
-        """``colorize`` and the compute map of that same forward, under the model's lock."""
+    def run_model(name: str, photo: _Photo, hints: list[UserHint]) -> tuple[dict[str, Any], ComputeMap]:
+        """``colorize`` and the compute map of that same forward, under the model's lock (the
+        float copy of the photo is made inside it too, so waiting requests hold no big buffers)."""
         model = served[name]
         with locks[name]:
             try:
-                result = colorize(model, rgb, hints)
+                result = colorize(model, photo.rgb(), hints)
             except ValueError as error:  # hints outside the photo
                 raise ApiError(422, f"bad hints: {error}") from None
             return result, model_compute_map(model)
@@ -302,7 +303,7 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
             raise ApiError(422, f"bad hints: {error}") from None
 
     def colorize_photo(photo: _Photo, name: str, hints: list[UserHint]) -> dict[str, Any]:
-        result, where = run_model(name, photo.rgb(), hints)
+        result, where = run_model(name, photo, hints)
         photo.compute = (name, where)
         if photo.gray_png is None:
             photo.gray_png = _png(_to_pixels(result["gray"]))
@@ -348,7 +349,7 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
                             "adaptive": bool(getattr(model, "adaptive", False)),
                             "image_size": list(model.image_size),
                             "description": (descriptions or {}).get(name, ""), "default": name == default})
-        return {"models": entries, "default": default}
+        return {"models": entries, "default": default, "hint_size_range": list(HINT_SIZE_RANGE)}
 
     @app.post("/api/images")
     async def upload(request: Request) -> dict[str, Any]:

@@ -64,6 +64,9 @@ async function loadModels() {
     select.appendChild(option);
   }
   select.value = data.default;
+  const [low, high] = data.hint_size_range;  // the sizes `adacolor colorize --hints` accepts
+  $("size").min = low;
+  $("size").max = high;
   setModelSize();
 }
 
@@ -318,6 +321,7 @@ function startDrag(event) {
   event.stopPropagation();
   event.preventDefault();
   const index = Number(event.currentTarget.dataset.index);
+  if (index !== state.selected) state.suggestion = null;  // it belongs to the hint placed last
   select(index);
   state.drag = { index, moved: false, before: copyHints(state.hints), pointer: event.pointerId };
   $("hints-layer").setPointerCapture(event.pointerId);
@@ -470,7 +474,7 @@ function wire() {
   $("download").addEventListener("click", (e) => { if (!state.resultUrl) e.preventDefault(); });
 
   document.addEventListener("keydown", (e) => {
-    if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+    if (e.target.matches("input[type=text], input[type=number], textarea")) return;  // typing, not editing hints
     const mod = e.ctrlKey || e.metaKey;
     if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); (e.shiftKey ? redo : undo)(); }
     else if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
