@@ -3,7 +3,7 @@
     adacolor demo --out runs/demo                         # smoke training, evaluation, one photo
     adacolor train --recipe cpu-icolorit-t --set epochs=2 --out runs/tiny
     adacolor evaluate --checkpoint runs/tiny/checkpoint.pt --data shared:imagenette/val --out runs/tiny/eval
-    adacolor colorize photo.jpg --checkpoint runs/tiny/checkpoint.pt --random-hints 10 --out colorized.png
+    adacolor colorize photo.jpg --random-hints 10 --out colorized.png   # the shipped model (--model / --checkpoint)
     adacolor bench --models icolorit-t,adacolvit-t --out runs/bench
     adacolor list                                         # recipes and models
 
@@ -141,6 +141,35 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+def _model_choice(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME`` (a shipped trained model, the default one when neither is given) or
+    ``--checkpoint CKPT``."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--model", default=None, metavar="NAME",
+                       help="a shipped trained model (adacolor list); default: the package's default model")
+    group.add_argument("--checkpoint", default=None, help="a checkpoint.pt written by adacolor train")
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """The colorizer ``--model`` / ``--checkpoint`` name (the default shipped model without either)."""
+    if args.checkpoint is not None:
+        from adacolor.model import load_colorizer
+
+        return load_colorizer(args.checkpoint)
+    from adacolor.weights import load_shipped
+
+    return load_shipped(args.model)
+
+
+def _image_path(text: str) -> str:
+    """A photo path, with ``sample:NAME`` resolved to scikit-image's bundled file."""
+    if text.startswith("sample:"):
+        from adacolor.data import sample_photo_path
+
+        return str(sample_photo_path(text[len("sample:"):]))
+    return text
+
+
 def _quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (none is drawn when stderr is not a terminal)")
@@ -166,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="PSNR@k / LPIPS@k / GFLOPs of a checkpoint",
                                    description="Score a checkpoint on fixed hint sets; unreadable images are "
                                                "skipped and counted in metrics.json, never replaced.")
-    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by adacolor train")
+    _model_choice(evaluate)
     evaluate.add_argument("--data", required=True, help="image folder, shared:REL, or 'samples'")
     evaluate.add_argument("--hints", type=_counts, default="1,10", help="hint counts k, comma-separated")
     evaluate.add_argument("--out", required=True, type=_folder,
@@ -184,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     colorize = commands.add_parser("colorize", help="colorize one image of any size",
                                    description="Colorize one image at its own size from hint points.")
-    colorize.add_argument("image", help="the input photo (colour or greyscale, any size)")
-    colorize.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by adacolor train")
+    colorize.add_argument("image", help="the input photo (colour or greyscale, any size), or sample:NAME for "
+                                        "a photo bundled with scikit-image (sample:astronaut, sample:coffee ...)")
+    _model_choice(colorize)
     hints = colorize.add_mutually_exclusive_group(required=True)
     hints.add_argument("--hints", dest="hint_file", default=None,
                        help="JSON hint points in the image's pixel coordinates (format: the guide)")
@@ -275,10 +305,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_device(args.device, "--device")
     from adacolor.data import resolve_data
     from adacolor.evaluate import run_evaluation
-    from adacolor.model import load_colorizer
-
     resolve_data(args.data)  # a missing folder is reported before the model is loaded
-    model = load_colorizer(args.checkpoint)
+    model = _load_model(args)
     result = run_evaluation(model, args.data, args.out, ks=args.hints, num_images=args.images, seed=args.seed,
                             hint_file=args.hint_file, lpips=args.lpips, batch_size=args.batch_size,
                             device=args.device, name=model.build_args["name"], progress=not args.quiet)
@@ -292,7 +320,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _colorize(args: argparse.Namespace) -> int:
     from adacolor.colorize import colorize_file
 
-    paths = colorize_file(args.image, args.checkpoint, args.out, hint_file=args.hint_file,
+    paths = colorize_file(_image_path(args.image), lambda: _load_model(args), args.out, hint_file=args.hint_file,
                           random_hints=args.random_hints, figure=args.figure, seed=args.seed,
                           progress=not args.quiet)
     for kind, path in paths.items():

@@ -448,7 +448,8 @@ def _preview(pixels: np.ndarray) -> Tensor:
 
 
 @torch.no_grad()
-def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorizer], out: Union[str, Path],
+def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorizer, Callable[[], Colorizer]],
+                  out: Union[str, Path],
                   hint_file: Optional[Union[str, Path]] = None, random_hints: Optional[int] = None,
                   figure: Optional[Union[str, Path]] = None, seed: int = 0, progress: bool = False
                   ) -> dict[str, Path]:
@@ -459,7 +460,8 @@ def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorize
 
     Args:
         image: the input image (colour or greyscale, any size).
-        checkpoint: a training checkpoint, or a Colorizer.
+        checkpoint: a training checkpoint, a Colorizer, or a function that loads one (called
+            after the inputs are checked, so a mistake is told before a model is read).
         out: the colorized image, the size of the input (type from the extension).
         hint_file: JSON hints (module docstring). random_hints: else this many hints at random
             places, coloured from the image (seeded by ``seed``).
@@ -486,7 +488,10 @@ def colorize_file(image: Union[str, Path], checkpoint: Union[str, Path, Colorize
     if hints is None:
         hints = random_user_hints(height, width, int(random_hints), seed=seed)
     _check_inside(hints, (height, width))
-    model = checkpoint if isinstance(checkpoint, Colorizer) else load_colorizer(checkpoint)
+    if isinstance(checkpoint, Colorizer):
+        model = checkpoint
+    else:
+        model = checkpoint() if callable(checkpoint) else load_colorizer(checkpoint)
     model.eval()
     written = np.empty((height, width, 3), dtype=np.uint8)
     with _progress(pixels, progress) as bar:

@@ -33,6 +33,7 @@ __all__ = [
     "evenly_spaced",
     "IMAGE_EXTENSIONS",
     "SAMPLE_PHOTO_FILES",
+    "sample_photo_path",
     "BadImageWarning",
     "shared_data_root",
     "list_images",
@@ -419,6 +420,21 @@ class SamplePhotos(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} photos")
         index %= len(self)
         return {"rgb": self.images[index].clone(), "index": index}
+
+
+def sample_photo_path(name: str) -> Path:
+    """The file of one of scikit-image's bundled photos by stem (``"astronaut"``), for
+    ``adacolor colorize sample:astronaut``; ValueError lists the names bundled here."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise ValueError("sample photos come from scikit-image: pip install 'adaprune[colorization]'")
+    folder = Path(spec.origin).parent / "data"
+    bundled = {Path(f).stem: folder / f for f in SAMPLE_PHOTO_FILES if (folder / f).is_file()}
+    if name not in bundled:
+        raise ValueError(f"no bundled sample photo {name!r}; bundled: {', '.join(bundled) or 'none'}")
+    return bundled[name]
 
 
 def sample_photos(image_size: Optional[int]) -> SamplePhotos:

@@ -228,6 +228,7 @@ def run_app_bench(names: Optional[Sequence[str]] = None, checkpoints: Sequence[s
                  {"patch_keep": patch_keep, "layer_keep": layer_keep}}
     server = context.Process(target=_serve, args=(source, threads, decisions, send), daemon=True)
     server.start()
+    load_before = os.getloadavg()
     try:
         if not receive.poll(300):
             raise RuntimeError("the benchmark's server did not start within 300 s")
@@ -250,7 +251,8 @@ def run_app_bench(names: Optional[Sequence[str]] = None, checkpoints: Sequence[s
              "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
              "photo": "skimage astronaut, square at photo_size, PNG out at that size", "timed_requests_per_setting": requests,
              "hints_per_request": "1..10, cycling", "warmup_per_client": warmup,
-             "torch_threads_env": os.environ.get("OMP_NUM_THREADS")}
+             "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
+             "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}}
     if source["kind"] == "untrained" and policy == "learned":
         setup["note"] = ("untrained models: an untrained adaptive model's gates keep almost everything, so these "
                          "figures are the app's overhead and the dense cost, not a trained AdaColViT's savings")
