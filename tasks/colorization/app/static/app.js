@@ -120,6 +120,12 @@ async function showPhoto(photo, name) {
   state.redo = [];
   state.selected = -1;
   state.suggestion = null;
+  // nothing of the previous photo stays on screen
+  $("result").removeAttribute("src");
+  $("map").hidden = true;
+  $("stats").textContent = "";
+  $("download").classList.add("disabled");
+  $("download").removeAttribute("href");
   const gray = await (await api(`/api/images/${photo.id}/gray`)).blob();
   await setImage($("gray"), URL.createObjectURL(gray));
   $("empty").hidden = true;
