@@ -49,12 +49,14 @@ class ComputeMap:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"adaptive", "grid" (rows x cols lists), "blocks": [{"attention": bool,
-        "ffn": bool}] (True = ran), "full_width_mean", "sublayers_ran"}``."""
+        "ffn": bool}] (True = ran), "full_width_mean", "full_width_range" [min, max],
+        "sublayers_ran"}``."""
         return {
             "adaptive": self.adaptive,
             "grid": [[round(float(v), 4) for v in row] for row in self.full_width.tolist()],
             "blocks": [dict(zip(SUBLAYERS, (bool(v) for v in row))) for row in self.ran.tolist()],
             "full_width_mean": float(self.full_width.mean()) if self.full_width.numel() else 1.0,
+            "full_width_range": [float(self.full_width.min()), float(self.full_width.max())],
             "sublayers_ran": float(self.ran.float().mean()) if self.ran.numel() else 1.0,
         }
 
@@ -109,7 +111,8 @@ def model_compute_map(model: torch.nn.Module) -> ComputeMap:
 _MAGMA = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
 
 
-def render_compute_map(where: Union[ComputeMap, Tensor], size: tuple[int, int]) -> np.ndarray:
+def render_compute_map(where: Union[ComputeMap, Tensor], size: tuple[int, int],
+                       value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """The per-patch map as an RGB picture over an image of ``size``, one flat tile per patch.
 
     The model sees the photo squashed to its square input, so its patch grid is stretched over
@@ -118,11 +121,19 @@ def render_compute_map(where: Union[ComputeMap, Tensor], size: tuple[int, int]) 
     Args:
         where: a ComputeMap, or its ``full_width`` (rows, cols) in [0, 1].
         size: (H, W) of the picture.
+        value_range: the values drawn darkest and brightest (default 0 and 1; a map's own
+            minimum and maximum show small differences between patches). Equal ends: mid-scale.
 
     Returns:
-        (H, W, 3) uint8, magma colours (black: no sub-layer at full width, pale yellow: all).
+        (H, W, 3) uint8, magma colours (black: ``value_range[0]`` or less, pale yellow:
+        ``value_range[1]`` or more).
     """
     values = (where.full_width if isinstance(where, ComputeMap) else where).detach().cpu().double().numpy()
+    low_value, high_value = value_range
+    if high_value > low_value:
+        values = (values - low_value) / (high_value - low_value)
+    else:
+        values = np.full_like(values, 0.5)
     rows, cols = values.shape
     height, width = size
     row_of = np.minimum(np.arange(height) * rows // height, rows - 1)

@@ -116,6 +116,9 @@ def test_gray_and_compute_map(client: TestClient) -> None:
     assert np.abs(gray.astype(int) - gray[..., :1]).max() <= 1  # neutral: R = G = B
     picture = client.get(f"/api/images/{photo['id']}/compute-map")
     assert picture.status_code == 200 and decode_png(picture.content).shape == (60, 90, 3)
+    relative = client.get(f"/api/images/{photo['id']}/compute-map?scale=relative")
+    assert relative.status_code == 200 and decode_png(relative.content).shape == (60, 90, 3)
+    assert_error(client.get(f"/api/images/{photo['id']}/compute-map?scale=log"), 422, "relative")
     info = client.get(f"/api/images/{photo['id']}/compute-map.json").json()
     assert info["adaptive"] and info["model"] == "adacolvit-t" and len(info["blocks"]) == 12
     assert len(info["grid"]) == SIZE // 16 and all(0.0 <= v <= 1.0 for row in info["grid"] for v in row)

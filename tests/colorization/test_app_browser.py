@@ -2,8 +2,10 @@
 
 Opens the page, uploads a photo, clicks three hints and sees the result change, moves one by
 dragging, undoes and redoes, toggles the compute map, downloads the PNG and saves the hints.
-Set ``ADAPRUNE_SCREENSHOT=docs/figures/app.png`` to write the screenshot the docs show (with
-the shipped default model when there is one); otherwise it goes to a temporary folder.
+Set ``ADAPRUNE_SCREENSHOT=docs/figures/app.png`` to write the screenshots the docs show (that
+file, and ``app-compute-map.png`` beside it with the compute map on; with
+the shipped models when there are any, or ``ADAPRUNE_APP_CHECKPOINT``'s model); otherwise it
+goes to a temporary folder.
 Missing chromium or Playwright skips the test, except where CI=true or ADAPRUNE_REQUIRE_DATA=1.
 """
 
@@ -54,12 +56,14 @@ def browser():
 
 
 def _models() -> dict[str, torch.nn.Module]:
-    if os.environ.get("ADAPRUNE_SCREENSHOT"):
-        from adacolor.app.cli import load_models
+    from adacolor.app.cli import load_models
 
+    if os.environ.get("ADAPRUNE_APP_CHECKPOINT"):  # a trained model to show, e.g. before it is shipped
+        return load_models(checkpoint=os.environ["ADAPRUNE_APP_CHECKPOINT"])[0]
+    if os.environ.get("ADAPRUNE_SCREENSHOT"):
         try:
             return load_models()[0]
-        except ValueError:  # nothing shipped yet: the screenshot shows an untrained model
+        except ValueError:  # nothing shipped: the screenshot shows an untrained model
             pass
     torch.manual_seed(0)
     return {"adacolvit-t": create_colorizer("adacolvit-t", image_size=112).eval(),
@@ -86,6 +90,7 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
     height, width = photo.shape[-2:]
     photo_path = save_image(photo, tmp_path / "chelsea.png")
     screenshot = Path(os.environ.get("ADAPRUNE_SCREENSHOT") or tmp_path / "app.png")
+    with_map = screenshot.with_name(f"{screenshot.stem}-compute-map{screenshot.suffix}")
 
     with background(create_app(_models())) as url:
         page = browser.new_page(viewport={"width": 1360, "height": 760}, accept_downloads=True)
@@ -105,7 +110,7 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         before = page.evaluate(RESULT_SUM)
 
         box = page.locator("#gray").bounding_box()
-        colours = ["#d04020", "#2a6fd0", "#3fa040"]
+        colours = ["#a0a030", "#8a6440", "#c08878"]  # eye, fur, nose: a tabby's colours
         for i, (fx, fy) in enumerate([(0.25, 0.3), (0.7, 0.25), (0.5, 0.8)]):
             page.evaluate("c => { const e = document.getElementById('color'); e.value = c; }", colours[i])
             generation = int(page.get_attribute("#result", "data-generation"))
@@ -135,14 +140,15 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         assert page.evaluate("() => state.hints.map(h => [h.x, h.y])") == moved
         page.wait_for_function("() => !state.inFlight")
 
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot))
         page.check("#show-map")
         page.wait_for_function("() => { const m = document.getElementById('map'); "
                                "return !m.hidden && m.naturalWidth > 0; }")
         assert page.locator("#blocks .block").count() == 12
         assert "sub-layers" in page.inner_text("#map-summary") or "dense" in page.inner_text("#map-summary")
         page.wait_for_function("() => !state.inFlight")
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot))
+        page.screenshot(path=str(with_map))
 
         with page.expect_download() as download:
             page.click("#download")
@@ -163,4 +169,4 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         page.wait_for_function("() => !state.inFlight")
         page.close()
     assert not problems, problems
-    assert screenshot.is_file()
+    assert screenshot.is_file() and with_map.is_file()

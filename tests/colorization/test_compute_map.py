@@ -87,3 +87,11 @@ def test_render_lays_one_tile_per_patch_and_spans_the_colour_scale() -> None:
     assert brightness == sorted(brightness) and len(set(brightness)) == 4  # 0 < 0.25 < 0.5 < 1
     # sizes that the grid does not divide still give every pixel a tile
     assert render_compute_map(full_width, (5, 7)).shape == (5, 7, 3)
+
+
+def test_render_can_span_a_maps_own_range() -> None:
+    full_width = torch.tensor([[0.4, 0.5], [0.45, 0.4]])
+    picture = render_compute_map(full_width, (2, 2), value_range=(0.4, 0.5))
+    assert picture[0, 0].tolist() == [0, 0, 4] and picture[0, 1].tolist() == [252, 253, 191]
+    flat = render_compute_map(torch.full((2, 2), 0.3), (2, 2), value_range=(0.3, 0.3))
+    assert (flat == flat[0, 0]).all() and flat[0, 0].tolist() == [183, 55, 121]  # mid-scale

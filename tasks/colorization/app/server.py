@@ -19,7 +19,8 @@ may use the photo, and there is no way to list ids):
   422 bad hints or unknown model.
 - ``GET /api/images/{id}/gray`` -> the photo's lightness as PNG (what the model sees).
 - ``GET /api/images/{id}/compute-map`` -> PNG of the last colorization's per-patch compute
-  (:mod:`adacolor.compute_map`); ``.../compute-map.json`` -> the grid and per-block skips.
+  (:mod:`adacolor.compute_map`; ``?scale=relative`` spans the map's own range);
+  ``.../compute-map.json`` -> the grid and per-block skips.
 - ``DELETE /api/images/{id}``; ``GET /api/models`` (and the hint sizes accepted); ``GET /`` the page.
 """
 
@@ -411,12 +412,16 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
         return Response(photo.gray_png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/images/{photo_id}/compute-map")
-    async def compute_map_png(photo_id: str) -> Response:
+    async def compute_map_png(photo_id: str, scale: str = "absolute") -> Response:
         """Per patch, the fraction of sub-layers at full width in the last colorization of this
-        photo (no hints on the default model if none yet), as a magma PNG at the photo's size."""
+        photo (no hints on the default model if none yet), as a magma PNG at the photo's size:
+        ``scale=absolute`` draws 0 to 1, ``scale=relative`` the map's own minimum to maximum."""
+        if scale not in ("absolute", "relative"):
+            raise ApiError(422, f"scale must be 'absolute' (0 to 1) or 'relative' (the map's own range), got {scale!r}")
         photo = photos.get(photo_id)
         name, where = await run_in_threadpool(last_compute, photo)
-        png = await run_in_threadpool(lambda: _png(render_compute_map(where, photo.size)))
+        ends = (0.0, 1.0) if scale == "absolute" else (float(where.full_width.min()), float(where.full_width.max()))
+        png = await run_in_threadpool(lambda: _png(render_compute_map(where, photo.size, ends)))
         return Response(png, media_type="image/png", headers={"X-Adaprune-Model": name, "Cache-Control": "no-store"})
 
     @app.get("/api/images/{photo_id}/compute-map.json")

@@ -212,12 +212,15 @@ async function refreshMap() {
   if (!state.photo) return;
   const id = state.photo.id;
   const [png, info] = await Promise.all([
-    api(`/api/images/${id}/compute-map`).then((r) => r.blob()),
+    api(`/api/images/${id}/compute-map?scale=relative`).then((r) => r.blob()),
     api(`/api/images/${id}/compute-map.json`).then((r) => r.json()),
   ]);
   await setImage($("map"), URL.createObjectURL(png));
   $("map").hidden = !$("show-map").checked;
   const ran = info.blocks.reduce((n, b) => n + b.attention + b.ffn, 0);
+  const [low, high] = info.full_width_range;  // the overlay spans the map's own range
+  $("legend-low").textContent = `${(100 * low).toFixed(0)}%`;
+  $("legend-high").textContent = `${(100 * high).toFixed(0)}%`;
   $("map-summary").textContent = info.adaptive
     ? `${(100 * info.full_width_mean).toFixed(0)}% of patch × sub-layer work at full width; `
       + `${ran} of ${2 * info.blocks.length} sub-layers ran`
