@@ -17,6 +17,14 @@ __all__ = ["fig4", "fig6", "fig7", "fig8", "write_figures"]
 _DPI = 90  # small PNGs: the cpu-scale figures are committed
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lays out, writes and closes a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -55,10 +63,7 @@ def fig4(results: dict[str, Any], path: Path) -> Optional[Path]:
             ax.tick_params(labelsize=7)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"Fig. 4: quality against compute ({_title(results)})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def fig6(results: dict[str, Any], path: Path) -> Optional[Path]:
@@ -81,10 +86,7 @@ def fig6(results: dict[str, Any], path: Path) -> Optional[Path]:
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     fig.suptitle(f"Fig. 6: learned against random selection ({_title(results)})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def fig7(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optional[Path]:
@@ -122,10 +124,7 @@ def fig7(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
     ax.tick_params(labelsize=7)
     fig.suptitle(f"Fig. 7: {f7['label']}, least and most compute over {f7['images']} images ({_title(results)})",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def fig8(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optional[Path]:
@@ -156,10 +155,7 @@ def fig8(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
         if not ax.images:
             ax.set_visible(False)
     fig.suptitle(f"Fig. 8: {f8['label']}, block {f8['block']} FFN token keep mask ({_title(results)})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_figures(results: dict[str, Any], folder: Union[str, Path],
