@@ -28,8 +28,9 @@ __all__ = ["main", "build_parser"]
 
 # What a command raises for a bad input (a file, a value, a device): one line and exit status 2.
 # Anything else is a bug and keeps its traceback.
+# FloatingPointError: a training whose loss turned non-finite (the message says what to lower)
 ANTICIPATED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
-                      FileExistsError)
+                      FileExistsError, FloatingPointError)
 USAGE_ERROR = 2
 
 

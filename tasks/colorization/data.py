@@ -358,14 +358,14 @@ class ImageFolder(Dataset):
         """The RGB image of item ``index``, or of the next loadable file (wrapping around).
 
         Raises:
-            RuntimeError: no file of the dataset can be loaded.
+            ValueError: no file of the dataset can be loaded (bad input, not a bug).
         """
         count = len(self.files)
         for step in range(count):
             image = self._try_load(self.files[(index + step) % count])
             if image is not None:
                 return image
-        raise RuntimeError(f"none of the {count} image files under {str(self.root)!r} can be "
+        raise ValueError(f"none of the {count} image files under {str(self.root)!r} can be "
                            f"loaded; first failure: {self.skipped[0][0]} ({self.skipped[0][1]})")
 
     def scan(self) -> int:

@@ -276,3 +276,17 @@ def test_a_fast_start_without_torch(argv: list[str], code: int) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("torch imported: False")
     assert seconds < 1.0, f"adacolor {' '.join(argv)} took {seconds:.2f} s"
+
+
+def test_a_training_set_of_unreadable_files_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / "broken"
+    data.mkdir()
+    for i in range(3):
+        (data / f"photo{i}.jpg").write_text("not an image")
+    _fails(capsys, ["train", "--recipe", "smoke", *TINY_TRAIN, "--set", f"data={data}", "--set", f"val_data={data}",
+                    "--out", str(tmp_path / "run")], "none of the 3 image files", str(data))
+
+
+def test_a_non_finite_loss_is_one_line_with_the_remedy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _fails(capsys, ["train", "--recipe", "smoke", *TINY_TRAIN, "--set", "lr=1e30", "--set", "max_steps=3",
+                    "--out", str(tmp_path / "run")], "not finite", "lower lr")

@@ -180,7 +180,7 @@ def test_a_folder_of_only_bad_files_raises(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_text("no")
     (tmp_path / "y.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
     dataset = ImageFolder(tmp_path, image_size=8)
-    with pytest.warns(BadImageWarning), pytest.raises(RuntimeError, match=re.escape(str(tmp_path))):
+    with pytest.warns(BadImageWarning), pytest.raises(ValueError, match=re.escape(str(tmp_path))):
         dataset[0]
 
 
