@@ -56,6 +56,7 @@ def fig4(results: dict[str, Any], path: Path) -> Optional[Path]:
                 if f"{metric}@{k}" in r:
                     ax.scatter(r["gflops"], r[f"{metric}@{k}"], marker=markers[i % len(markers)], s=40,
                                label=r["label"], zorder=3)
+            ax.margins(0.2)  # points at the ends stay inside the frame
             ax.set_title(f"{k} hints", fontsize=9)
             ax.set_xlabel("GFLOPs per image", fontsize=8)
             ax.set_ylabel("PSNR (dB)" if metric == "psnr" else "LPIPS (lower is better)", fontsize=8)

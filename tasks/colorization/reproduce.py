@@ -790,6 +790,10 @@ def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = Non
             (evidence / "figures").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out / "results.json", evidence / "results.json")
             shutil.copyfile(out / "report.md", evidence / "report.md")
+            made = _figures(out / "figures")
+            for stale in (evidence / "figures").glob("*.png"):  # a figure of an earlier run's data
+                if stale.stem not in made:
+                    stale.unlink()
             for png in (out / "figures").glob("*.png"):
                 shutil.copyfile(png, evidence / "figures" / png.name)
         docs.write_text(docs_page(results, present=_figures(evidence / "figures")))
