@@ -85,7 +85,10 @@ def fig6(results: dict[str, Any], path: Path) -> Optional[Path]:
         ax.set_ylabel("PSNR@10 (dB)", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel whose models have not run yet has none
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
     fig.suptitle(f"Fig. 6: learned against random selection ({_title(results)})", fontsize=10)
     return _save(plt, fig, path)
 
