@@ -71,18 +71,13 @@ def from_record(record: Record, index: int = 0) -> ComputeMap:
         record: ``adaprune.last_record(vit)``.
         index: which image of that forward's batch.
     """
-    ran = torch.stack([block.layer_keep[index].detach() for block in record.blocks]) > 0.5  # (L, 2)
-    count = record.grid_size[0] * record.grid_size[1]
-    per_sublayer = []
-    for block, block_ran in zip(record.blocks, ran):
-        if block.token_masks is None:
-            masks = torch.ones(2, count, dtype=torch.bool)
-        else:
-            masks = block.token_masks[index].detach().float() > 0.5  # (2, Np)
-        per_sublayer.append(masks.cpu() & block_ran.cpu()[:, None])
-    stacked = torch.stack(per_sublayer).float()  # (L, 2, Np)
-    full_width = stacked.mean(dim=(0, 1)).view(*record.grid_size)
-    return ComputeMap(full_width=full_width, ran=ran.cpu(), adaptive=True)
+    ran = torch.stack([block.layer_keep[index].detach() for block in record.blocks]).cpu() > 0.5  # (L, 2)
+    token_map = record.token_map()  # a skipped sub-layer's token masks are all False
+    if token_map is not None:
+        full_width = token_map[index].detach().cpu().float()
+    else:
+        full_width = ran.float().mean().expand(*record.grid_size).clone()
+    return ComputeMap(full_width=full_width, ran=ran, adaptive=True)
 
 
 def dense_compute_map(grid_size: tuple[int, int], depth: int) -> ComputeMap:

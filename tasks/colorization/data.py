@@ -422,16 +422,25 @@ class SamplePhotos(Dataset):
         return {"rgb": self.images[index].clone(), "index": index}
 
 
-def sample_photo_path(name: str) -> Path:
-    """The file of one of scikit-image's bundled photos by stem (``"astronaut"``), for
-    ``adacolor colorize sample:astronaut``; ValueError lists the names bundled here."""
+def _bundled_sample_files() -> dict[str, Path]:
+    """Stem -> file of the ``SAMPLE_PHOTO_FILES`` inside the installed scikit-image, in order;
+    found without importing it (importing skimage.data costs about a second)."""
     import importlib.util
 
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.origin is None:
-        raise ValueError("sample photos come from scikit-image: pip install 'adaprune[colorization]'")
+        raise ModuleNotFoundError("sample photos come from scikit-image: pip install 'adaprune[colorization]'")
     folder = Path(spec.origin).parent / "data"
-    bundled = {Path(f).stem: folder / f for f in SAMPLE_PHOTO_FILES if (folder / f).is_file()}
+    return {Path(f).stem: folder / f for f in SAMPLE_PHOTO_FILES if (folder / f).is_file()}
+
+
+def sample_photo_path(name: str) -> Path:
+    """The file of one of scikit-image's bundled photos by stem (``"astronaut"``), for
+    ``adacolor colorize sample:astronaut``; ValueError lists the names bundled here."""
+    try:
+        bundled = _bundled_sample_files()
+    except ModuleNotFoundError as error:
+        raise ValueError(str(error)) from None
     if name not in bundled:
         raise ValueError(f"no bundled sample photo {name!r}; bundled: {', '.join(bundled) or 'none'}")
     return bundled[name]
@@ -454,23 +463,15 @@ def sample_photos(image_size: Optional[int]) -> SamplePhotos:
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or image_size < 1):
         raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
-    try:
-        import skimage.data
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError("sample_photos needs scikit-image: pip install 'adaprune[colorization]'") from error
-    folder = Path(skimage.data.__file__).parent
     images, names = [], []
-    for name in SAMPLE_PHOTO_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
+    for name, path in _bundled_sample_files().items():
         image = load_rgb(path)
         if image_size is not None:
             image = _centre_square(image, image_size)
         images.append(_to_tensor(image))
-        names.append(path.stem)
+        names.append(name)
     if not images:
-        raise RuntimeError(f"none of {', '.join(SAMPLE_PHOTO_FILES)} is bundled in {folder}; "
+        raise RuntimeError(f"none of {', '.join(SAMPLE_PHOTO_FILES)} is bundled with scikit-image; "
                            f"use an image folder instead")
     return SamplePhotos(images, names)
 

@@ -95,8 +95,7 @@ def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
             tensors that do not fit the model; the message names the file.
     """
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     from adacolor.model import create_colorizer
 
@@ -108,12 +107,10 @@ def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
         if actual != sha256:
             raise ValueError(f"{path}: SHA-256 {actual[:12]}... does not match the expected {sha256[:12]}...; "
                              f"the file is corrupt, truncated or replaced (reinstall adaprune)")
-    try:
-        from safetensors import safe_open
-
+    try:  # one read of the file: its metadata and its tensors
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        state = load_file(str(path))
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error}); expected weights written by "
                          f"adacolor.weights.export_weights") from None

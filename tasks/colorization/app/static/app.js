@@ -372,23 +372,19 @@ function deleteSelected() {
   });
 }
 
-function undo() {
-  if (!state.undo.length) return;
-  state.redo.push(copyHints(state.hints));
-  state.hints = state.undo.pop();
+// moves the current hints onto one history stack and takes the top of the other
+function travel(from, to) {
+  if (!from.length) return;
+  to.push(copyHints(state.hints));
+  state.hints = from.pop();
   state.selected = Math.min(state.selected, state.hints.length - 1);
   renderHints();
   refresh();
 }
 
-function redo() {
-  if (!state.redo.length) return;
-  state.undo.push(copyHints(state.hints));
-  state.hints = state.redo.pop();
-  state.selected = Math.min(state.selected, state.hints.length - 1);
-  renderHints();
-  refresh();
-}
+function undo() { travel(state.undo, state.redo); }
+
+function redo() { travel(state.redo, state.undo); }
 
 function setColour(value, pushUndo) {
   const hint = state.hints[state.selected];
