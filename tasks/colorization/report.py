@@ -284,6 +284,9 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     for run, diff in (s.get("trained_otherwise") or {}).items():
         settings = ", ".join(f"{key}={value}" for key, value in diff.items())
         out.append(f"- `{run}` was trained with {settings} (its checkpoint's config, not the plan's).\n")
+    for run, origin in (s.get("placed") or {}).items():
+        out.append(f"- `{run}` was not trained by this command: its checkpoint is the {origin}, "
+                   f"trained earlier by the same recipe (`--from-shipped`).\n")
     if s.get("failed"):
         out.append(f"- Failed runs (tracebacks in `DIR/failed/`): {', '.join(s['failed'])}.\n")
 

@@ -340,6 +340,43 @@ def training_done(folder: Path) -> bool:
     return int(state.get("step", -1)) >= int(state.get("total_steps", math.inf))
 
 
+def place_shipped(scale: Scale, out: Union[str, Path]) -> dict[str, str]:
+    """Writes each shipped model as the finished checkpoint of the training it came from.
+
+    A shipped model's card names its recipe; a training of ``scale`` with that recipe and no
+    overrides, not done yet in ``out``, gets ``train/<run>/checkpoint.pt`` built from the shipped
+    fp16 weights (``shipped_checkpoint``), so its evaluations run without retraining.
+
+    Returns:
+        ``{run: shipped model name}`` for the checkpoints written.
+    """
+    from adacolor.train import save_checkpoint
+    from adacolor.weights import list_shipped, shipped_checkpoint
+
+    out = Path(out)
+    placed: dict[str, str] = {}
+    for card in list_shipped():
+        recipe = (card.get("training") or {}).get("recipe")
+        for t in scale.trainings:
+            if t.recipe == recipe and not t.overrides and t.name not in placed \
+                    and not training_done(train_dir(out, t.name)):
+                folder = train_dir(out, t.name)
+                folder.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(shipped_checkpoint(card["name"]), folder / "checkpoint.pt")
+                placed[t.name] = card["name"]
+                break
+    return placed
+
+
+def _origin(folder: Path) -> Optional[str]:
+    """The ``origin`` a placed checkpoint records (None: trained here)."""
+    if not (folder / "checkpoint.pt").is_file():
+        return None
+    import torch
+
+    return torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True).get("origin")
+
+
 def _read(path: Path) -> Optional[dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -737,6 +774,7 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
         "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))],
         "trained_otherwise": {t.name: diff for t in scale.trainings
                               if (diff := _config_differences(t, train_dir(out, t.name)))},
+        "placed": {t.name: origin for t in scale.trainings if (origin := _origin(train_dir(out, t.name)))},
         "failed": sorted(p.stem for p in (out / "failed").glob("*.txt")) if (out / "failed").is_dir() else [],
     }
     results["claims"] = check_claims(results)
@@ -837,6 +875,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="paper scale: an ImageNet root with train/ and val/ "
                                                      "(evaluated on the ctest10k list)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--from-shipped", action="store_true",
+                        help="take the trainings a shipped model came from (same recipe, no overrides) from "
+                             "its weights instead of training them")
     parser.add_argument("--list", action="store_true", help="list the runs and whether each is done; run nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild results.json (when DIR has runs), report.md and figures")
@@ -864,6 +905,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.from_shipped and not args.report_only and not args.list:
+        for run_name, shipped in place_shipped(scale, out).items():
+            _say(f"{run_name}: checkpoint from shipped weights {shipped} (not trained)")
     if args.list:
         for r in select(plan(scale), args.only):
             print(f"{'done' if run_done(r, out, scale) else 'todo'}  {_kind(r):<8} {r.name}")

@@ -255,3 +255,21 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 8
     (folder / "metrics.json").unlink()  # a finished checkpoint placed from elsewhere is done too
     assert training_done(folder)
+
+
+def test_from_shipped_places_the_trainings_the_shipped_models_came_from(tmp_path):
+    from adacolor.reproduce import place_shipped
+    from adacolor.weights import list_shipped
+
+    scale = make_scale("cpu")
+    shipped = {card["training"]["recipe"]: card["name"] for card in list_shipped()}
+    expected = {t.name: shipped[t.recipe] for t in scale.trainings if t.recipe in shipped and not t.overrides}
+    assert expected  # the package ships at least one cpu-recipe model
+    assert place_shipped(scale, tmp_path) == expected
+    assert {t.name for t in scale.trainings if training_done(train_dir(tmp_path, t.name))} == set(expected)
+    assert place_shipped(scale, tmp_path) == {}  # done trainings are left alone
+    settings = collect(scale, tmp_path)["settings"]
+    assert set(settings["placed"]) == set(expected) and settings["trained_otherwise"] == {}
+    assert all(f"shipped weights {expected[run]}" in origin for run, origin in settings["placed"].items())
+    text = report.build_report(collect(scale, tmp_path), figures="figures")
+    assert all(f"`{run}` was not trained by this command" in text for run in expected)

@@ -109,3 +109,22 @@ def test_the_package_ships_its_default_model_within_the_bounds() -> None:
         assert card["bytes"] <= MAX_SHIPPED_BYTES and card["description"]
     model = load_shipped()
     assert model.build_args == shipped_card()["model_args"] and model.adaptive
+
+
+def test_shipped_checkpoint_is_the_finished_training_it_came_from(exported, tmp_path: Path) -> None:
+    from adacolor.model import load_colorizer
+    from adacolor.weights import shipped_checkpoint
+
+    folder, _, model = exported
+    with pytest.raises(ValueError, match="records no training step"):
+        shipped_checkpoint("tiny", directory=folder)
+    checkpoint = folder / "checkpoint.pt"
+    export_weights(checkpoint, "trained", "a test model", directory=folder,
+                   extra={"training": {"recipe": "smoke", "step": 8, "config": {"model": "adacolvit-t"}}})
+    state = shipped_checkpoint("trained", directory=folder)
+    assert state["step"] == state["total_steps"] == 8 and state["config"] == {"model": "adacolvit-t"}
+    assert "shipped weights trained" in state["origin"]
+    rebuilt = load_colorizer(state)
+    for key, value in model.state_dict().items():
+        assert rebuilt.state_dict()[key].dtype == value.dtype
+        torch.testing.assert_close(rebuilt.state_dict()[key], value.half().float(), rtol=0, atol=0)

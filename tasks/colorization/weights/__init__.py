@@ -8,7 +8,8 @@ A card (``NAME.json`` beside ``NAME.safetensors``) holds what rebuilds and vouch
 weights: ``model_args`` (for ``create_colorizer``), the file's ``sha256`` and size, the training
 run it came from and the metrics measured on it. The SHA-256 is checked at every load, so a
 corrupt, truncated or replaced file is an error naming the file, never a silently wrong model.
-``export_weights`` turns a training checkpoint into such a pair.
+``export_weights`` turns a training checkpoint into such a pair; ``shipped_checkpoint`` turns
+a shipped model back into a (finished, weights-only) checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "load_shipped",
     "load_weights_file",
     "export_weights",
+    "shipped_checkpoint",
     "file_sha256",
 ]
 
@@ -134,6 +136,25 @@ def load_shipped(name: Optional[str] = None, directory: Union[str, Path] = WEIGH
     card = shipped_card(name, directory)
     return load_weights_file(Path(directory) / card["weights"], sha256=card["sha256"],
                              model_args=card["model_args"])
+
+
+def shipped_checkpoint(name: Optional[str] = None, directory: Union[str, Path] = WEIGHTS_DIR) -> dict[str, Any]:
+    """A shipped model as the checkpoint of its finished training, for ``load_colorizer``.
+
+    The weights are the shipped fp16 ones cast to fp32 (no optimizer state: it evaluates, it
+    does not resume). ``step`` and ``total_steps`` are the card's final step, ``config`` the
+    card's training config, and ``origin`` says where the weights came from.
+    """
+    card = shipped_card(name, directory)
+    model = load_shipped(card["name"], directory)
+    training = card.get("training") or {}
+    step = training.get("step")
+    if step is None:
+        raise ValueError(f"shipped model {card['name']}: its card records no training step, so it is not "
+                         f"known to be a finished training")
+    return {"model_args": dict(card["model_args"]), "model": model.state_dict(), "step": int(step),
+            "total_steps": int(step), "config": dict(training.get("config") or {}),
+            "origin": f"shipped weights {card['name']} ({card.get('dtype', 'float16')}, sha256 {card['sha256'][:12]})"}
 
 
 def export_weights(checkpoint: Union[str, Path], name: str, description: str,
