@@ -102,8 +102,9 @@ def fig7(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
     truth, pred = images["fig7_truth"], images["fig7_pred"]
     entries = f7["least"] + f7["most"]
     n = len(entries)
-    fig = plt.figure(figsize=(1.7 * n + 3.2, 3.8))
-    grid = fig.add_gridspec(2, n + 2)
+    gates = f7.get("layer_gates")
+    fig = plt.figure(figsize=(1.7 * n + (6.4 if gates else 3.2), 3.8))
+    grid = fig.add_gridspec(2, n + (4 if gates else 2))
     for i, entry in enumerate(entries):
         for row, array in enumerate((truth, pred)):
             ax = fig.add_subplot(grid[row, i])
@@ -115,7 +116,7 @@ def fig7(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
                 ax.set_title(f"{kind}\n{entry['gflops']:.4f} GFLOPs", fontsize=7)
             if i == 0:
                 ax.set_ylabel("photo" if row == 0 else f"{f7['k']} hints", fontsize=7)
-    ax = fig.add_subplot(grid[:, n:])
+    ax = fig.add_subplot(grid[:, n:n + 2])
     sp = f7["spread"]
     low, high = sp["min"], sp["max"]
     pad = max(1e-4, 0.02 * low) if high - low < 1e-9 else 0.0  # one value: a visible bar around it
@@ -126,9 +127,27 @@ def fig7(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
     ax.set_title(f"per-image GFLOPs, p90/p10 = {sp['p90/p10']:.3f}", fontsize=8)
     ax.set_xlabel("GFLOPs", fontsize=8)
     ax.tick_params(labelsize=7)
+    if gates:
+        _gate_ranges(fig.add_subplot(grid[:, n + 2:]), gates)
     fig.suptitle(f"Fig. 7: {f7['label']}, least and most compute over {f7['images']} images ({_title(results)})",
                  fontsize=9)
     return _save(plt, fig, path)
+
+
+def _gate_ranges(ax: Any, gates: dict[str, Any]) -> None:
+    """Per sub-layer, the range of its layer-gate logit over the images; it runs above 0."""
+    for i, (low, high) in enumerate(zip(gates["min"], gates["max"])):
+        color = "tab:green" if low > 0 else "tab:red" if high <= 0 else "tab:orange"
+        ax.plot([i, i], [low, high], color=color, linewidth=3, solid_capstyle="butt")
+        ax.plot([i], [(low + high) / 2], marker="_", color="k", markersize=4)
+    ax.axhline(0, color="k", linewidth=0.8)
+    blocks = gates["sublayers"] // 2
+    ax.set_xticks(range(0, gates["sublayers"], 2), [str(b + 1) for b in range(blocks)], fontsize=6)
+    ax.set_xlabel("block (attention, FFN)", fontsize=8)
+    ax.set_ylabel("layer-gate logit (runs if > 0)", fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"gate logits over {gates['images']} images: {gates['switching']} of {gates['sublayers']} "
+                 f"switch", fontsize=8)
 
 
 def fig8(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optional[Path]:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Optional, Sequence
 __all__ = [
     "PAPER",
     "spread",
+    "gate_margins",
     "claim_efficiency",
     "claim_transfer",
     "claim_faster",
@@ -65,6 +66,32 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     p10, p90 = percentile(0.1), percentile(0.9)
     return {"min": ordered[0], "p10": p10, "median": percentile(0.5), "p90": p90, "max": ordered[-1],
             "mean": sum(ordered) / len(ordered), "p90/p10": p90 / p10 if p10 > 0 else math.inf}
+
+
+def gate_margins(logits: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """How far learned layer gates are from changing their decision between images.
+
+    Args:
+        logits: (N images, S sub-layers) eval-mode layer-gate logits; a sub-layer runs where its
+            logit is > 0 (sigmoid > 0.5).
+
+    Returns:
+        ``{"sublayers": S, "images": N, "always_run", "never_run", "switching"}`` (counts of
+        sub-layers: running for every image, for none, for some), ``"min"`` / ``"max"`` (S
+        logits over the images) and ``"closest"``: over the sub-layers whose decision is the
+        same for every image, the smallest |logit| any image gave (None if there are none).
+    """
+    rows = [[float(v) for v in row] for row in logits]
+    if not rows or not rows[0]:
+        raise ValueError("gate margins of no logits")
+    columns = list(zip(*rows))
+    low, high = [min(c) for c in columns], [max(c) for c in columns]
+    always = sum(1 for lo in low if lo > 0)
+    never = sum(1 for hi in high if hi <= 0)
+    constant = [min(abs(lo), abs(hi)) for lo, hi in zip(low, high) if lo > 0 or hi <= 0]
+    return {"sublayers": len(columns), "images": len(rows), "always_run": always, "never_run": never,
+            "switching": len(columns) - always - never, "min": low, "max": high,
+            "closest": min(constant) if constant else None}
 
 
 def _claim(claim: str, paper: str, ours: str, holds: Optional[bool]) -> dict[str, Any]:
@@ -358,11 +385,15 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                          _num(e["learned"]["patch_keep"], 3), _num(e["learned"]["layer_keep"], 3),
                          _num(e["learned"]["gflops"], 3), _num(e["learned"]["psnr@10"]),
                          _num(e["random"]["gflops"], 3), _num(e["random"]["psnr@10"]),
-                         f"{e['learned']['psnr@10'] - e['random']['psnr@10']:+.3f}"])
+                         f"{e['learned']['psnr@10'] - e['random']['psnr@10']:+.3f}",
+                         _num(e["learned"].get("p90/p10"), 3), str(e["learned"].get("layer_patterns", "-"))])
     out.append(_table(["selection", "betas (patch, layer)", "patch keep", "layer keep", "learned GFLOPs",
-                       "learned PSNR@10", "random GFLOPs", "random PSNR@10", "learned - random (dB)"], rows))
+                       "learned PSNR@10", "random GFLOPs", "random PSNR@10", "learned - random (dB)",
+                       "GFLOPs p90 / p10", "layer patterns"], rows))
     out.append("\nThe random control is the same trained model under `adaprune.policy(\"random\")` at the keep "
-               "ratios its learned gates used on the same images.\n" + _missing_line(f6))
+               "ratios its learned gates used on the same images. The last two columns are the learned model's "
+               "per-image compute: p90 / p10 of per-image GFLOPs and the number of distinct layer-decision "
+               "patterns over the images (1: every image skips the same sub-layers).\n" + _missing_line(f6))
     out.append(_figure("fig6", "Fig. 6: learned against random selection", figures, present))
 
     # Fig. 7
@@ -375,6 +406,14 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                           [[_num(sp["min"], 4), _num(sp["p10"], 4), _num(sp["median"], 4), _num(sp["p90"], 4),
                             _num(sp["max"], 4), _num(sp["mean"], 4), _num(sp["p90/p10"], 3),
                             str(f7["layer_patterns"])]]))
+        gates = f7.get("layer_gates")
+        if gates is not None:
+            closest = "" if gates["closest"] is None else (
+                f" Of those that never switch, the closest any image came to flipping one is |logit| = "
+                f"{gates['closest']:.2f} (probability {1 / (1 + math.exp(-gates['closest'])):.3f} of the decision taken).")
+            out.append(f"\nLayer gates (eval, sigmoid > 0.5): of {gates['sublayers']} attention / FFN sub-layers, "
+                       f"{gates['always_run']} run for every image, {gates['never_run']} for none and "
+                       f"{gates['switching']} switch between images.{closest}\n")
         out.append(_figure("fig7", "Fig. 7: the images with the least and the most GFLOPs", figures, present))
     out.append(_missing_line(f7))
 

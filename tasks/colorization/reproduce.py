@@ -450,7 +450,8 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
     Returns:
         ``{"gflops", "patch_keep", "layer_keep": [per image], "layer_patterns": [per image, a
         string of 0/1 per sub-layer], "ffn_maps": (N, rows, cols) float FFN keep masks of
-        ``block`` (1-based), or None for a dense or token-free model}``.
+        ``block`` (1-based), or None for a dense or token-free model, "layer_logits": (N, 2L)
+        eval logits of the layer-skip gates (attention, FFN per block), or None without them}``.
     """
     import numpy as np
     import torch
@@ -460,29 +461,43 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
     from adacolor.color import lab_split
     from adacolor.hints import model_input, render_hints
     from adacolor.model import colorizer_gflops
+    from adaprune.gates import LayerSkipGate
 
     model.eval()
     gflops, patch, layer, patterns, maps = [], [], [], [], []
+    gates = [m for m in model.modules() if isinstance(m, LayerSkipGate)]
+    called: list[Any] = []   # this batch's gate outputs, (B, 2) each, in block order
+    logits: list[Any] = []
+    hooks = [g.register_forward_hook(lambda module, args, output: called.append(output.float())) for g in gates]
     seen = 0
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            rgb = batch["rgb"]
-            l_norm, ab = lab_split(rgb)
-            hint_ab, hint_mask = render_hints(ab, [hint_sets[k][seen + i] for i in range(rgb.shape[0])])
-            model(model_input(l_norm, hint_ab, hint_mask))
-            gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
-            if getattr(model, "adaptive", False):
-                record = adaprune.last_record(model.backbone)
-                patch += record.patch_keep.float().tolist()
-                layer += record.layer_keep.float().tolist()
-                ran = torch.stack([b.layer_keep for b in record.blocks], dim=1).flatten(1)  # (B, 2L)
-                patterns += ["".join(str(int(v > 0.5)) for v in row) for row in ran.tolist()]
-                masks = record.blocks[block - 1].token_masks if len(record.blocks) >= block else None
-                if masks is not None:
-                    maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
-            seen += rgb.shape[0]
+    try:
+        with torch.no_grad():
+            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                rgb = batch["rgb"]
+                l_norm, ab = lab_split(rgb)
+                hint_ab, hint_mask = render_hints(ab, [hint_sets[k][seen + i] for i in range(rgb.shape[0])])
+                called.clear()
+                model(model_input(l_norm, hint_ab, hint_mask))
+                # a batch-1 compiled step reads the gate's weights without calling it: no logits then
+                logits.append(torch.cat(called, dim=1) if gates and len(called) == len(gates) else None)
+                gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
+                if getattr(model, "adaptive", False):
+                    record = adaprune.last_record(model.backbone)
+                    patch += record.patch_keep.float().tolist()
+                    layer += record.layer_keep.float().tolist()
+                    ran = torch.stack([b.layer_keep for b in record.blocks], dim=1).flatten(1)  # (B, 2L)
+                    patterns += ["".join(str(int(v > 0.5)) for v in row) for row in ran.tolist()]
+                    masks = record.blocks[block - 1].token_masks if len(record.blocks) >= block else None
+                    if masks is not None:
+                        maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
+                seen += rgb.shape[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    complete = bool(logits) and all(x is not None for x in logits)
     return {"gflops": gflops, "patch_keep": patch, "layer_keep": layer, "layer_patterns": patterns,
-            "ffn_maps": np.concatenate(maps) if maps else None}
+            "ffn_maps": np.concatenate(maps) if maps else None,
+            "layer_logits": torch.cat(logits).numpy() if complete else None}
 
 
 def _colorized(model: Any, dataset: Any, hint_sets: Any, k: int, indices: Sequence[int]) -> tuple[Any, Any]:
@@ -508,7 +523,7 @@ def _colorized(model: Any, dataset: Any, hint_sets: Any, k: int, indices: Sequen
 def _compute(model: Any, run: Evaluation, out: Path, scale: Scale, folder: Path) -> dict[str, Any]:
     import numpy as np
 
-    from adacolor.report import spread
+    from adacolor.report import gate_margins, spread
 
     size = model.image_size[0]
     dataset = _dataset(run.data, size, run.images)
@@ -527,12 +542,16 @@ def _compute(model: Any, run: Evaluation, out: Path, scale: Scale, folder: Path)
         arrays["fig8_maps"] = maps[photos]
     np.savez_compressed(folder / "images.npz", **arrays)
     patterns = stats["layer_patterns"]
+    gates = None if stats["layer_logits"] is None else gate_margins(stats["layer_logits"].tolist())
+    if gates is not None:
+        gates["min"], gates["max"] = [round(v, 4) for v in gates["min"]], [round(v, 4) for v in gates["max"]]
     result = {
         "k": k, "images": len(dataset), "gflops_per_image": [round(g, 6) for g in stats["gflops"]],
         "spread": spread(stats["gflops"]),
         "patch_keep": float(np.mean(stats["patch_keep"])) if stats["patch_keep"] else 1.0,
         "layer_keep": float(np.mean(stats["layer_keep"])) if stats["layer_keep"] else 1.0,
         "layer_patterns": len(set(patterns)),
+        "layer_gates": gates,
         "least": [{"index": int(i), "gflops": float(gflops[i])} for i in least],
         "most": [{"index": int(i), "gflops": float(gflops[i])} for i in most],
         "fig8": {"block": FIG8_BLOCK, "sublayer": "ffn", "photos": photos,
@@ -747,7 +766,8 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
         fig6[t.tag["variant"]].append({
             "run": t.name, "beta_patch": t.tag["beta_patch"], "beta_layer": t.tag["beta_layer"],
             "learned": {"gflops": learned["gflops"], "psnr@10": learned["psnr@10"],
-                        "patch_keep": compute["patch_keep"], "layer_keep": compute["layer_keep"]},
+                        "patch_keep": compute["patch_keep"], "layer_keep": compute["layer_keep"],
+                        "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]},
             "random": {"gflops": random["gflops"], "psnr@10": random["psnr@10"]}})
     results["fig6"] = {"k": FIG6_K, "variants": fig6, "missing": missing}
     fig7_model = next((t for t in scale.trainings if "fig7" in t.roles), None)
@@ -755,7 +775,8 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     if compute is not None:
         results["fig7"] = {"run": fig7_model.name, "label": fig7_model.label, "k": compute["k"],
                            "images": compute["images"], "spread": compute["spread"],
-                           "layer_patterns": compute["layer_patterns"], "least": compute["least"],
+                           "layer_patterns": compute["layer_patterns"],
+                           "layer_gates": compute.get("layer_gates"), "least": compute["least"],
                            "most": compute["most"], "gflops_per_image": compute["gflops_per_image"], "missing": []}
         results["fig8"] = {"run": fig7_model.name, "label": fig7_model.label, **compute["fig8"], "missing": []}
     else:

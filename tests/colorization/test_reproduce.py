@@ -206,6 +206,11 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert len(results["table3"]["rows"]) == 4
     assert all(len(v) == 3 for v in results["fig6"]["variants"].values())
     assert len(results["table2"]["rows"]) == 4 and all(len(r["latency_ms"]) == 5 for r in results["table2"]["rows"])
+    gates = results["fig7"]["layer_gates"]   # the tiny AdaColViT-T: 4 blocks, 2 sub-layers each
+    assert gates["sublayers"] == 8 and gates["images"] == results["fig7"]["images"]
+    assert gates["always_run"] + gates["never_run"] + gates["switching"] == 8
+    assert all(low <= high for low, high in zip(gates["min"], gates["max"]))
+    assert (gates["switching"] == 0) == (results["fig7"]["layer_patterns"] == 1)
     spread = results["fig7"]["spread"]
     assert spread["min"] <= spread["p10"] <= spread["median"] <= spread["p90"] <= spread["max"]
     assert len(results["claims"]) == 8 and all(set(c) == {"claim", "paper", "ours", "holds"} for c in results["claims"])
@@ -273,3 +278,16 @@ def test_from_shipped_places_the_trainings_the_shipped_models_came_from(tmp_path
     assert all(f"shipped weights {expected[run]}" in origin for run, origin in settings["placed"].items())
     text = report.build_report(collect(scale, tmp_path), figures="figures")
     assert all(f"`{run}` was not trained by this command" in text for run in expected)
+
+
+def test_gate_margins_count_switching_sublayers_and_the_closest_constant_one():
+    logits = [[2.0, -1.0, 0.5, -3.0],
+              [1.5, -0.2, -0.5, -4.0],
+              [3.0, -2.0, 1.0, -0.1]]
+    m = report.gate_margins(logits)
+    assert (m["always_run"], m["never_run"], m["switching"]) == (1, 2, 1)
+    assert m["min"] == [1.5, -2.0, -0.5, -4.0] and m["max"] == [3.0, -0.2, 1.0, -0.1]
+    assert m["closest"] == pytest.approx(0.1)   # sub-layer 4 came within 0.1 of running
+    assert report.gate_margins([[1.0, -1.0], [-1.0, 1.0]])["closest"] is None
+    with pytest.raises(ValueError):
+        report.gate_margins([])
