@@ -16,6 +16,7 @@ checkpoint. ``collect`` gathers the results into ``results.json``; ``adacolor.re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -25,7 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Iterator, Literal, Optional, Sequence, Union
 
 __all__ = [
     "Training",
@@ -358,8 +359,7 @@ def place_shipped(scale: Scale, out: Union[str, Path]) -> dict[str, str]:
     for card in list_shipped():
         recipe = (card.get("training") or {}).get("recipe")
         for t in scale.trainings:
-            if t.recipe == recipe and not t.overrides and t.name not in placed \
-                    and not training_done(train_dir(out, t.name)):
+            if t.recipe == recipe and not t.overrides and not training_done(train_dir(out, t.name)):
                 folder = train_dir(out, t.name)
                 folder.mkdir(parents=True, exist_ok=True)
                 save_checkpoint(shipped_checkpoint(card["name"]), folder / "checkpoint.pt")
@@ -466,38 +466,44 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
     model.eval()
     gflops, patch, layer, patterns, maps = [], [], [], [], []
     gates = [m for m in model.modules() if isinstance(m, LayerSkipGate)]
-    called: list[Any] = []   # this batch's gate outputs, (B, 2) each, in block order
     logits: list[Any] = []
-    hooks = [g.register_forward_hook(lambda module, args, output: called.append(output.float())) for g in gates]
     seen = 0
-    try:
-        with torch.no_grad():
-            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-                rgb = batch["rgb"]
-                l_norm, ab = lab_split(rgb)
-                hint_ab, hint_mask = render_hints(ab, [hint_sets[k][seen + i] for i in range(rgb.shape[0])])
-                called.clear()
-                model(model_input(l_norm, hint_ab, hint_mask))
-                # a batch-1 compiled step reads the gate's weights without calling it: no logits then
-                logits.append(torch.cat(called, dim=1) if gates and len(called) == len(gates) else None)
-                gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
-                if getattr(model, "adaptive", False):
-                    record = adaprune.last_record(model.backbone)
-                    patch += record.patch_keep.float().tolist()
-                    layer += record.layer_keep.float().tolist()
-                    ran = torch.stack([b.layer_keep for b in record.blocks], dim=1).flatten(1)  # (B, 2L)
-                    patterns += ["".join(str(int(v > 0.5)) for v in row) for row in ran.tolist()]
-                    masks = record.blocks[block - 1].token_masks if len(record.blocks) >= block else None
-                    if masks is not None:
-                        maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
-                seen += rgb.shape[0]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with _outputs_of(gates) as called, torch.no_grad():  # called: this batch's (B, 2) gate logits
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            rgb = batch["rgb"]
+            l_norm, ab = lab_split(rgb)
+            hint_ab, hint_mask = render_hints(ab, [hint_sets[k][seen + i] for i in range(rgb.shape[0])])
+            called.clear()
+            model(model_input(l_norm, hint_ab, hint_mask))
+            # a batch-1 compiled step reads the gate's weights without calling it: no logits then
+            logits.append(torch.cat(called, dim=1) if gates and len(called) == len(gates) else None)
+            gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
+            if getattr(model, "adaptive", False):
+                record = adaprune.last_record(model.backbone)
+                patch += record.patch_keep.float().tolist()
+                layer += record.layer_keep.float().tolist()
+                ran = torch.stack([b.layer_keep for b in record.blocks], dim=1).flatten(1)  # (B, 2L)
+                patterns += ["".join(str(int(v > 0.5)) for v in row) for row in ran.tolist()]
+                masks = record.blocks[block - 1].token_masks if len(record.blocks) >= block else None
+                if masks is not None:
+                    maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
+            seen += rgb.shape[0]
     complete = bool(logits) and all(x is not None for x in logits)
     return {"gflops": gflops, "patch_keep": patch, "layer_keep": layer, "layer_patterns": patterns,
             "ffn_maps": np.concatenate(maps) if maps else None,
             "layer_logits": torch.cat(logits).numpy() if complete else None}
+
+
+@contextlib.contextmanager
+def _outputs_of(modules: Sequence[Any]) -> Iterator[list[Any]]:
+    """A list that collects the (float) outputs of ``modules`` in call order while open."""
+    outputs: list[Any] = []
+    hooks = [m.register_forward_hook(lambda module, args, output: outputs.append(output.float())) for m in modules]
+    try:
+        yield outputs
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def _colorized(model: Any, dataset: Any, hint_sets: Any, k: int, indices: Sequence[int]) -> tuple[Any, Any]:
