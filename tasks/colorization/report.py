@@ -314,6 +314,11 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     for run, origin in (s.get("placed") or {}).items():
         out.append(f"- `{run}` was not trained by this command: its checkpoint is the {origin}, "
                    f"trained earlier by the same recipe (`--from-shipped`).\n")
+    restored = s.get("restored") or {}
+    if restored.get("results") or restored.get("trainings"):
+        out.append(f"- {len(restored['results'])} of the results were measured by an earlier session's suite and "
+                   f"restored from its committed evidence ({', '.join(f'`{f}`' for f in restored['from'])}; "
+                   f"`--restore`), with {len(restored['trainings'])} trainings whose checkpoints are not in DIR.\n")
     if s.get("failed"):
         out.append(f"- Failed runs (tracebacks in `DIR/failed/`): {', '.join(s['failed'])}.\n")
 

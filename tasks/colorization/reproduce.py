@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence, Union
 
+
 __all__ = [
     "Training",
     "Evaluation",
@@ -389,9 +390,12 @@ def _write(path: Path, data: Any) -> None:
 
 
 def run_done(run: Run, out: Path, scale: Scale) -> bool:
-    """Whether a run's result is in ``out`` (bench: and covers every finished model)."""
+    """Whether a run's result is in ``out`` (bench: and covers every finished model); a training
+    restored from the evidence (``adacolor.evidence``) is done without its checkpoint."""
     if isinstance(run, Training):
-        return training_done(train_dir(out, run.name))
+        from adacolor.evidence import restored_training
+
+        return training_done(train_dir(out, run.name)) or restored_training(train_dir(out, run.name)) is not None
     result = _read(eval_dir(out, run.name) / "result.json")
     if result is None:
         return False
@@ -707,13 +711,17 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
 def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     """``results.json``'s content from the results in ``out``; a run without a result is listed
     under its key's ``missing``, never filled in."""
+    from adacolor.evidence import restored_training
     from adacolor.report import check_claims
 
     out = Path(out)
-    by_name = {t.name: t for t in scale.trainings}
+    restored = {t.name: r for t in scale.trainings
+                if not training_done(train_dir(out, t.name)) and (r := restored_training(train_dir(out, t.name)))}
+    evaluated = {r.name: e for r in plan(scale) if isinstance(r, Evaluation)
+                 and (e := _read(eval_dir(out, r.name) / "result.json")) is not None}
 
     def result(name: str) -> Optional[dict[str, Any]]:
-        return _read(eval_dir(out, name) / "result.json")
+        return evaluated.get(name)
 
     def quality_row(t: Training, r: dict[str, Any]) -> dict[str, Any]:
         row = {"run": t.name, "label": t.label, "gflops": r["gflops"]}
@@ -798,10 +806,17 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
                                                    for t in scale.trainings],
         "why": scale.why, "command": f"adacolor reproduce --scale {scale.name} --out DIR",
         "estimated_minutes": round(sum(r.minutes for r in plan(scale)), 1),
-        "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))],
+        "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))
+                    or t.name in restored],
         "trained_otherwise": {t.name: diff for t in scale.trainings
-                              if (diff := _config_differences(t, train_dir(out, t.name)))},
-        "placed": {t.name: origin for t in scale.trainings if (origin := _origin(train_dir(out, t.name)))},
+                              if (diff := _config_differences(t, train_dir(out, t.name))
+                                  or restored.get(t.name, {}).get("differences"))},
+        "placed": {t.name: origin for t in scale.trainings
+                   if (origin := _origin(train_dir(out, t.name)) or restored.get(t.name, {}).get("placed"))},
+        "restored": {"from": sorted({r["restored_from"] for r in restored.values()}
+                                    | {r["restored_from"] for r in evaluated.values() if "restored_from" in r}),
+                     "trainings": sorted(restored), "results": sorted(n for n, r in evaluated.items()
+                                                                      if "restored_from" in r)},
         "failed": sorted(p.stem for p in (out / "failed").glob("*.txt")) if (out / "failed").is_dir() else [],
     }
     results["claims"] = check_claims(results)
@@ -827,11 +842,13 @@ def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
 def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = None,
                   docs: Optional[Union[str, Path]] = None) -> dict[str, Path]:
     """Writes ``results.json`` (when given), ``report.md`` and the figures in ``out``; with
-    ``docs``, also the docs page there and a copy of the evidence in ``<docs dir>/results/``.
+    ``docs``, also the docs page there and a copy of the evidence in ``<docs dir>/results/``,
+    each run's result included (``adacolor.evidence``: a later suite can ``--restore`` them).
 
     Figures whose data is not in ``out`` (fig7 and fig8 need the compute run's images) are
     kept as they are.
     """
+    from adacolor.evidence import save as save_evidence
     from adacolor.figures import write_figures
     from adacolor.report import build_report
 
@@ -861,6 +878,7 @@ def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = Non
                     stale.unlink()
             for png in (out / "figures").glob("*.png"):
                 shutil.copyfile(png, evidence / "figures" / png.name)
+            save_evidence(out, evidence, results["settings"])
         docs.write_text(docs_page(results, present=_figures(evidence / "figures")))
         written["docs"] = docs
     return written
@@ -905,6 +923,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-shipped", action="store_true",
                         help="take the trainings a shipped model came from (same recipe, no overrides) from "
                              "its weights instead of training them")
+    parser.add_argument("--restore", default=None, metavar="EVIDENCE",
+                        help="first put the results kept in EVIDENCE (a --docs page's folder, e.g. docs/results) "
+                             "into DIR where DIR has none: a suite goes on where an earlier session's DIR is gone")
     parser.add_argument("--list", action="store_true", help="list the runs and whether each is done; run nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild results.json (when DIR has runs), report.md and figures")
@@ -915,7 +936,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``adacolor reproduce``; returns the exit status (1 when a run failed)."""
     out = Path(args.out)
-    if args.report_only and not (out / "train").is_dir() and not (out / "eval").is_dir():
+    if args.report_only and args.restore is None and not (out / "train").is_dir() and not (out / "eval").is_dir():
         if not (out / "results.json").is_file():
             raise FileNotFoundError(f"{out} has neither runs nor results.json to report on")
         written = write_outputs(out, None, args.docs)   # committed evidence: rebuild the pages only
@@ -923,8 +944,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{kind}: {path}")
         return 0
     name = args.scale
-    if name is None and args.report_only and (out / "results.json").is_file():
-        name = json.loads((out / "results.json").read_text())["settings"]["scale"]
+    for known in ([out / "results.json"] if args.report_only else []) + \
+            ([Path(args.restore) / "results.json"] if args.restore else []):
+        if name is None and known.is_file():
+            name = json.loads(known.read_text())["settings"]["scale"]
     if name is None:
         raise ValueError("give --scale tiny, cpu or paper")
     scale = make_scale(name, args.data)
@@ -932,6 +955,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.restore is not None:
+        from adacolor.evidence import restore as restore_evidence
+
+        restored = restore_evidence(out, args.restore, scale.name, {r.name for r in plan(scale)})
+        _say(f"restored from {args.restore}: {len(restored['eval'])} results, {len(restored['train'])} trainings "
+             f"(no checkpoints), {len(restored['figures'])} figures")
     if args.from_shipped and not args.report_only and not args.list:
         for run_name, shipped in place_shipped(scale, out).items():
             _say(f"{run_name}: checkpoint from shipped weights {shipped} (not trained)")

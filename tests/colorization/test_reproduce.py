@@ -186,6 +186,58 @@ def test_docs_page_is_generated_from_the_committed_results():
     assert (DOCS / "results.md").read_text() == docs_page(results, present=present)
 
 
+# -- the evidence: each run's result kept with the docs, restored into a fresh DIR --------------
+
+def _evidence(tmp_path: Path, scale: str = "cpu") -> Path:
+    """A hand-made docs/results/: one quality result of icolorit-t and its finished training."""
+    folder = tmp_path / "docs" / "results"
+    (folder / "runs" / "eval").mkdir(parents=True)
+    (folder / "runs" / "train").mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"settings": {"scale": scale}}))
+    result = {"run": "quality-icolorit-t", "kind": "quality", "gflops": 0.287, "psnr@10": 26.9, "lpips@10": 0.13}
+    (folder / "runs" / "eval" / "quality-icolorit-t.json").write_text(json.dumps(result))
+    (folder / "runs" / "eval" / "quality-not-a-run.json").write_text(json.dumps(result))
+    (folder / "runs" / "train" / "icolorit-t.json").write_text(
+        json.dumps({"run": "icolorit-t", "placed": None, "differences": {"epochs": 3}}))
+    return folder
+
+
+def test_restore_puts_kept_results_back_and_marks_them(tmp_path):
+    from adacolor.evidence import restore
+
+    scale = make_scale("cpu")
+    names = {r.name for r in plan(scale)}
+    kept, out = _evidence(tmp_path), tmp_path / "repro"
+    assert restore(out, kept, "cpu", names) == {"eval": ["quality-icolorit-t"], "train": ["icolorit-t"], "figures": []}
+    training = next(r for r in plan(scale) if r.name == "icolorit-t")
+    quality = next(r for r in plan(scale) if r.name == "quality-icolorit-t")
+    assert run_done(training, out, scale) and run_done(quality, out, scale)
+    assert not training_done(train_dir(out, "icolorit-t"))          # no checkpoint came back
+    assert not (out / "eval" / "quality-not-a-run").exists()          # not a run of this scale
+    results = collect(scale, out)
+    assert results["fig4"]["rows"][0]["psnr@10"] == 26.9 and "icolorit-t" not in results["fig4"]["missing"]
+    settings = results["settings"]
+    assert settings["restored"] == {"from": [str(kept)], "trainings": ["icolorit-t"], "results": ["quality-icolorit-t"]}
+    assert "icolorit-t" in settings["trained"] and settings["trained_otherwise"] == {"icolorit-t": {"epochs": 3}}
+    assert "1 of the results were measured by an earlier session's suite" in report.build_report(results, figures="f")
+    assert restore(out, kept, "cpu", names) == {"eval": [], "train": [], "figures": []}   # what DIR has stays
+    with pytest.raises(ValueError, match="'tiny' scale, not 'cpu'"):
+        restore(tmp_path / "other", _evidence(tmp_path / "t", "tiny"), "cpu", names)
+    with pytest.raises(FileNotFoundError, match="no results.json and runs/"):
+        restore(tmp_path / "other", tmp_path / "nowhere", "cpu", names)
+
+
+def test_evaluation_of_a_restored_training_without_its_result_is_blocked(tmp_path):
+    from adacolor.evidence import restore
+
+    scale = make_scale("cpu")
+    kept, out = _evidence(tmp_path), tmp_path / "repro"
+    (kept / "runs" / "eval" / "quality-icolorit-t.json").unlink()
+    restore(out, kept, "cpu", {r.name for r in plan(scale)})
+    status = run_suite(scale, out, ["icolorit-t", "quality-icolorit-t"])
+    assert status["skipped"] == ["icolorit-t"] and status["blocked"] == ["quality-icolorit-t"]
+
+
 # -- the tiny suite end to end -----------------------------------------------------------------
 
 @pytest.mark.slow
@@ -216,6 +268,19 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert len(results["claims"]) == 8 and all(set(c) == {"claim", "paper", "ours", "holds"} for c in results["claims"])
     text = (out / "report.md").read_text()
     assert "tiny (plumbing check, not numbers)" in text and "## The paper's claims, checked" in text
+
+    # the docs page keeps each run's result; a fresh DIR restored from it gives the same results
+    from adacolor.reproduce import write_outputs
+
+    write_outputs(out, results, tmp_path / "docs" / "results.md")
+    fresh = tmp_path / "fresh"
+    assert main(["--scale", "tiny", "--out", str(fresh), "--restore", str(tmp_path / "docs" / "results"),
+                 "--report-only"]) == 0
+    again = json.loads((fresh / "results.json").read_text())
+    restored = again["settings"].pop("restored")
+    assert len(restored["results"]) == len(plan(make_scale("tiny"))) - len(make_scale("tiny").trainings)
+    assert {key: again[key] for key in KEYS if key != "settings"} == {key: results[key] for key in KEYS if key != "settings"}
+    assert {p.name for p in (fresh / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png"}
 
     # a second invocation trains and evaluates nothing
     def no_training(*args, **kwargs):
