@@ -175,6 +175,21 @@ def test_report_from_hand_made_results():
     assert "tiny (plumbing check, not numbers)" in report.build_report(tiny)
 
 
+def test_fig7_section_states_the_spread_of_the_fig6_models_against_the_target():
+    results = _hand_made()
+    sp = {"min": 0.18, "p10": 0.18, "median": 0.19, "p90": 0.2, "max": 0.22, "mean": 0.19, "p90/p10": 1.11}
+    results["fig7"] = {"run": "adacolvit-t", "label": "AdaColViT-T", "k": 10, "images": 5, "spread": sp,
+                       "layer_patterns": 1, "missing": []}
+    entry = {"beta_patch": 0.5, "beta_layer": 1.0, "random": {"gflops": 0.2, "psnr@10": 25.9},
+             "learned": {"gflops": 0.2, "psnr@10": 26.0, "patch_keep": 0.5, "layer_keep": 1.0, "p90/p10": 1.05,
+                         "layer_patterns": 1}}
+    results["fig6"]["variants"]["patch"] = [{**copy.deepcopy(entry), "run": "a"},
+                                            {**copy.deepcopy(entry), "run": "b"}]
+    results["fig6"]["variants"]["patch"][1]["learned"]["p90/p10"] = 1.42
+    text = report.build_report(results)
+    assert "p90 / p10 of per-image GFLOPs is 1.050 (`a`) to 1.420 (`b`); 1 of them reach 1.3." in text
+
+
 def test_docs_page_is_generated_from_the_committed_results():
     """docs/results.md is docs_page(docs/results/results.json): the page cannot drift from its data."""
     data = DOCS / "results" / "results.json"
