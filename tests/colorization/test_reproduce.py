@@ -253,6 +253,23 @@ def test_evaluation_of_a_restored_training_without_its_result_is_blocked(tmp_pat
     assert status["skipped"] == ["icolorit-t"] and status["blocked"] == ["quality-icolorit-t"]
 
 
+def test_committed_evidence_restores_to_the_committed_results(tmp_path):
+    """docs/results/runs/ holds every result behind docs/results/results.json: restored into an
+    empty DIR and collected again, they give the same tables, figures' data and claims."""
+    from adacolor.evidence import restore
+
+    kept = DOCS / "results"
+    if not (kept / "runs").is_dir():
+        pytest.skip("no committed evidence")
+    committed = json.loads((kept / "results.json").read_text())
+    scale = make_scale(committed["settings"]["scale"])
+    restore(tmp_path, kept, scale.name, {r.name for r in plan(scale)})
+    again = collect(scale, tmp_path)
+    assert {k: again[k] for k in KEYS if k != "settings"} == {k: committed[k] for k in KEYS if k != "settings"}
+    for key in ("trained", "placed", "trained_otherwise"):
+        assert again["settings"][key] == committed["settings"][key]
+
+
 # -- the tiny suite end to end -----------------------------------------------------------------
 
 @pytest.mark.slow
