@@ -83,6 +83,12 @@ def test_baseline_groups_random_and_spread_claims():
     assert failed["holds"] is False and "AdaViT-T -0.200 dB" in failed["ours"]
     rows[2] = dict(rows[2], **{"psnr@10": 26.0, "gflops": 0.6})  # better, but at twice its GFLOPs
     assert report.claim_beats_baselines(rows)["holds"] is False
+    partial = [rows[0], rows[1]]   # AdaViT-T and A-ViT-T not measured yet: wins so far leave the claim open
+    assert report.claim_beats_baselines(partial)["holds"] is None
+    assert "not measured: adavit-t, avit-t" in report.claim_beats_baselines(partial)["ours"]
+    partial[1] = dict(rows[1], **{"psnr@10": 27.2})   # a loss to a measured one already fails it
+    assert report.claim_beats_baselines(partial)["holds"] is False
+    assert report.claim_beats_baselines(rows[1:])["holds"] is None   # AdaColViT itself missing
 
     groups = [{"groups": 2, "psnr@10": 27.0, "gflops": 0.8}, {"groups": 4, "psnr@10": 26.9, "gflops": 0.8},
               {"groups": 8, "psnr@10": 26.5, "gflops": 0.8}]
