@@ -408,7 +408,10 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     out.append("\nThe random control is the same trained model under `adaprune.policy(\"random\")` at the keep "
                "ratios its learned gates used on the same images. The last two columns are the learned model's "
                "per-image compute: p90 / p10 of per-image GFLOPs and the number of distinct layer-decision "
-               "patterns over the images (1: every image skips the same sub-layers).\n" + _missing_line(f6))
+               "patterns over the images (1: every image skips the same sub-layers). Each budget is a training of "
+               "its own (a short one below the paper scale), so the absolute PSNR of one budget against another "
+               "carries training noise and need not rise with GFLOPs; learned - random compares one model with "
+               "itself.\n" + _missing_line(f6))
     out.append(_figure("fig6", "Fig. 6: learned against random selection", figures, present))
 
     # Fig. 7
