@@ -29,10 +29,14 @@ def test_every_result_key_has_runs_at_every_scale():
         assert kinds == {"train", "quality", "transfer", "compute", "random", "bench"}
 
 
-def test_cpu_scale_fits_about_eight_hours():
-    runs = plan(make_scale("cpu"))
+def test_cpu_scale_estimate_and_the_eight_hour_aim():
+    # the estimate sums the suite's measured training minutes: 9.8 h, above the 8-hour aim,
+    # and the scale's own description must say so rather than claim it fits
+    scale = make_scale("cpu")
+    runs = plan(scale)
     hours = sum(r.minutes for r in runs) / 60
-    assert 6.5 < hours < 8.6, hours
+    assert 6.5 < hours < 10.5, hours
+    assert hours <= 8.6 or "above the 8 hours" in scale.why, scale.why
     assert all(t.recipe.startswith("cpu-") for t in make_scale("cpu").trainings)
 
 
