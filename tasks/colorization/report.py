@@ -272,6 +272,14 @@ def _minutes(value: Optional[float]) -> str:
     return f"{value:.0f} min" if value < 90 else f"{value / 60:.1f} h"
 
 
+def estimate_text(estimated: Optional[float], aim: Optional[float]) -> str:
+    """The suite's estimated time (minutes), and whether it is above the time it was meant to fit in."""
+    text = f"estimated {_minutes(estimated)} on a 2-core CPU for the whole suite"
+    if estimated is not None and aim is not None:
+        text += f", {'above' if estimated > aim else 'within'} the {_minutes(aim)} it is meant to fit in"
+    return text
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: bool = True) -> str:
     """A markdown table; numeric columns (all but the first) are right-aligned."""
     rule = "|".join("---" if i == 0 or not numeric else "---:" for i in range(len(header)))
@@ -315,7 +323,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                f"({s['eval_images'] or 'all'} images, {s['image_size']} px), hint sets drawn once "
                f"(seed {s['hint_seed']}, {s['hint_size']}x{s['hint_size']} squares) and shared by every model.\n"
                f"- Models: {s['why']}\n- Command: `{s['command']}` (resumable; `--only NAME,...`); "
-               f"estimated {_minutes(s.get('estimated_minutes'))} on a 2-core CPU for the whole suite.\n"
+               f"{estimate_text(s.get('estimated_minutes'), s.get('aim_minutes'))}.\n"
                f"- Paper's figures: {PAPER['citation']}; a `-` in a paper column is a figure not typed in "
                f"(see `adacolor.report.PAPER`), never a guess.\n")
     for run, diff in (s.get("trained_otherwise") or {}).items():
