@@ -36,6 +36,7 @@ __all__ = [
     "SCALES",
     "make_scale",
     "plan",
+    "schedule",
     "training_done",
     "run_suite",
     "collect",
@@ -317,6 +318,33 @@ def select(runs: Sequence[Run], only: Optional[Sequence[str]]) -> list[Run]:
                          f"or a kind: {', '.join(sorted(kinds))}")
     chosen = set(only)
     return [r for r in runs if r.name in chosen or _kind(r) in chosen]
+
+
+def schedule(todo: Sequence[Run]) -> list[Run]:
+    """``todo`` reordered so that each evaluation runs as soon as it can: right after the last of
+    its trainings (and, for ``random``, its ``compute`` run) that is itself in ``todo``, or before
+    every training when none is. Otherwise the order of ``todo`` is kept, so one result lands per
+    training instead of all of them after the last one."""
+    names = {r.name for r in todo}
+    first: list[Run] = []
+    after: dict[str, list[Run]] = {}
+    order = {r.name: i for i, r in enumerate(todo)}
+    for run in todo:
+        if isinstance(run, Training):
+            continue
+        needs = [n for n in (*run.trainings, *((f"compute-{run.trainings[0]}",) if run.kind == "random" else ()))
+                 if n in names]
+        if not needs:
+            first.append(run)
+            continue
+        last = max(needs, key=order.__getitem__)
+        after.setdefault(last, []).append(run)
+
+    def place(run: Run) -> list[Run]:
+        return [run] + [e for dependent in after.get(run.name, []) for e in place(dependent)]
+
+    return [e for r in first for e in place(r)] + \
+        [e for r in todo if isinstance(r, Training) for e in place(r)]
 
 
 def _kind(run: Run) -> str:
@@ -669,7 +697,7 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
     out = Path(out)
     runs = select(plan(scale), only)
     status: dict[str, list[str]] = {"done": [], "skipped": [], "failed": [], "blocked": []}
-    todo = [r for r in runs if not run_done(r, out, scale)]
+    todo = schedule([r for r in runs if not run_done(r, out, scale)])
     status["skipped"] = [r.name for r in runs if r not in todo]
     left = sum(r.minutes for r in todo)
     _say(f"{scale.name}: {len(runs)} runs, {len(status['skipped'])} already done, {len(todo)} to do "
@@ -687,6 +715,11 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
         if isinstance(run, Evaluation) and run.kind == "random" and \
                 _read(eval_dir(out, f"compute-{run.trainings[0]}") / "result.json") is None:
             missing.append(f"compute-{run.trainings[0]}")
+        if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
+            status["skipped"].append(run.name)
+            _say(f"{number}/{len(todo)} {what} {run.name}: already done meanwhile")
+            left -= run.minutes
+            continue
         if missing:
             status["blocked"].append(run.name)
             _say(f"{number}/{len(todo)} {what} {run.name}: skipped, needs {', '.join(missing)}")

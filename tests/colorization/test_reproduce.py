@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from adacolor import report
-from adacolor.reproduce import (collect, docs_page, make_scale, plan, run_done, run_suite, select,
-                                train_dir, training_done)
+from adacolor.reproduce import (Training, collect, docs_page, make_scale, plan, run_done, run_suite, schedule,
+                                select, train_dir, training_done)
 
 KEYS = ("fig4", "table1", "table2", "table3", "table4", "fig6", "fig7", "fig8", "claims", "settings")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -52,6 +52,52 @@ def test_only_selects_names_and_kinds_and_rejects_unknown():
     assert all(getattr(r, "kind", None) == "compute" for r in select(runs, ["compute"]))
     with pytest.raises(ValueError, match="unknown run"):
         select(runs, ["no-such-run"])
+
+
+def test_schedule_runs_each_evaluation_as_soon_as_its_inputs_are_trained():
+    runs = plan(make_scale("cpu"))
+    order = [r.name for r in schedule(runs)]
+    assert sorted(order) == sorted(r.name for r in runs)
+    at = {name: i for i, name in enumerate(order)}
+    for run in runs:
+        if isinstance(run, Training):
+            continue
+        assert all(at[t] < at[run.name] for t in run.trainings), run.name
+        if run.kind == "random":
+            assert at[f"compute-{run.trainings[0]}"] < at[run.name]
+    # a training's own evaluations follow it directly, before the next training starts
+    assert order[:3] == ["icolorit-t", "quality-icolorit-t", "transfer-oxford-flowers-icolorit-t"]
+    trainings = [r.name for r in runs if isinstance(r, Training)]
+    assert [n for n in order if n in trainings] == trainings
+    assert order.index("quality-fig6-pl-p30-l60") < order.index("fig6-pl-p50-l80")
+    # bench needs every Table 2 model: it runs after the last of them
+    table2 = [t.name for t in make_scale("cpu").trainings if "table2" in t.roles]
+    last = max(at[t] for t in table2)
+    assert last < at["bench"] and not any(n in trainings for n in order[last + 1:at["bench"]])
+    # evaluations of models trained earlier (not in todo) go first; the rest follow their training
+    named = {r.name: r for r in runs}
+    left = [named[n] for n in ("quality-swinir-t", "swinir-t", "quality-adacolvit-t", "uformer-t")]
+    assert [r.name for r in schedule(left)] == ["quality-adacolvit-t", "swinir-t", "quality-swinir-t", "uformer-t"]
+
+
+def test_a_result_another_suite_wrote_meanwhile_is_not_redone(tmp_path, monkeypatch):
+    # two suites on one DIR: a run the other one finished after this one made its list is skipped
+    import adacolor.reproduce as reproduce
+
+    executed = []
+
+    def execute(run, out, scale, lpips):
+        executed.append(run.name)
+        for name in (run.name, "quality-adacolvit-t"):   # the other suite finishes quality-adacolvit-t
+            (out / "eval" / name).mkdir(parents=True, exist_ok=True)
+            (out / "eval" / name / "result.json").write_text("{}")
+
+    monkeypatch.setattr(reproduce, "_execute", execute)
+    monkeypatch.setattr(reproduce, "training_done", lambda folder: True)
+    monkeypatch.setattr(reproduce, "_lpips", lambda: (None, None))
+    status = run_suite(make_scale("tiny"), tmp_path, ["quality-icolorit-t", "quality-adacolvit-t"])
+    assert executed == ["quality-icolorit-t"]
+    assert status["done"] == ["quality-icolorit-t"] and status["skipped"] == ["quality-adacolvit-t"]
 
 
 def test_data_applies_to_the_paper_scale_only(tmp_path):
