@@ -200,11 +200,10 @@ def _models(paper: bool) -> list[_Model]:
 
 
 # training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t, swinir-t,
-# uformer-t), this suite's own runs where they have been measured (dynamicvit-t 44, adavit-t 49,
-# adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60), and avit-t as dynamicvit-t (not measured
-# yet); fig6 runs are 2 epochs
+# uformer-t) and this suite's own runs where they have been measured (dynamicvit-t 44, adavit-t 49,
+# avit-t 48, adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60); fig6 runs are 2 epochs
 _CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "swinir-t": 60, "uformer-t": 60, "dynamicvit-t": 44,
-                "adavit-t": 49, "avit-t": 44, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
+                "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
 # plumbing then sees real token and layer decisions, not keep-everything)
