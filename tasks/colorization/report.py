@@ -297,6 +297,11 @@ def _paper(table: str, run: str) -> str:
     return _num(PAPER.get(table, {}).get(run), 2)
 
 
+def _percent(part: float, whole: Optional[float]) -> str:
+    """``part`` as a whole percentage of ``whole``; ``-`` when ``whole`` was not measured."""
+    return "-" if not whole else f"{100 * part / whole:.0f}%"
+
+
 def _figure(name: str, caption: str, figures: str, present: Optional[set[str]]) -> str:
     if present is not None and name not in present:
         return f"\n(Figure `{name}.png` not made: its data is missing.)\n"
@@ -382,11 +387,14 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     t3 = results["table3"]
     k = t3["k"]
     out.append(f"\n## Table 3: adaptive ViTs at about equal GFLOPs\n\n")
-    rows = [[r["label"], _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4)] for r in t3["rows"]]
-    out.append(_table(["method", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
+    dense = next((r["gflops"] for r in results["fig4"]["rows"] if r["run"] == "icolorit-t"), None)
+    rows = [[r["label"], _num(r["gflops"], 3), _percent(r["gflops"], dense), _num(r.get(f"psnr@{k}")),
+             _num(r.get(f"lpips@{k}"), 4)] for r in t3["rows"]]
+    out.append(_table(["method", "GFLOPs", "% of iColoriT-T GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
     out.append(f"\nThe paper compares the methods at about {PAPER['table3_gflops']} GFLOPs (iColoriT-T: "
                f"{PAPER['gflops']['icolorit-t']}); here every method is trained toward about 85% of the dense "
-               f"compute.\n" + _missing_line(t3))
+               f"compute (iColoriT-T's GFLOPs), and the third column says where each one landed.\n"
+               + _missing_line(t3))
 
     # Table 4
     t4 = results["table4"]

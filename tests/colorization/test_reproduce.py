@@ -234,6 +234,13 @@ def test_report_from_hand_made_results():
     tiny = copy.deepcopy(results)
     tiny["settings"]["scale"] = "tiny"
     assert "tiny (plumbing check, not numbers)" in report.build_report(tiny)
+    # Table 3 says where each method landed against the dense model's GFLOPs (Fig. 4's iColoriT-T)
+    t3 = copy.deepcopy(results)
+    t3["table3"]["rows"] = [{"run": "dynamicvit-t", "label": "DynamicViT-T", "gflops": 0.2441, "psnr@10": 26.85}]
+    dense = next(r["gflops"] for r in t3["fig4"]["rows"] if r["run"] == "icolorit-t")
+    assert f"| DynamicViT-T | 0.244 | {100 * 0.2441 / dense:.0f}% | 26.85 |" in report.build_report(t3)
+    t3["fig4"]["rows"] = [r for r in t3["fig4"]["rows"] if r["run"] != "icolorit-t"]
+    assert "| DynamicViT-T | 0.244 | - | 26.85 |" in report.build_report(t3)
 
 
 def test_fig7_section_states_the_spread_of_the_fig6_models_against_the_target():
