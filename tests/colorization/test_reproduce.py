@@ -100,6 +100,18 @@ def test_a_result_another_suite_wrote_meanwhile_is_not_redone(tmp_path, monkeypa
     assert status["done"] == ["quality-icolorit-t"] and status["skipped"] == ["quality-adacolvit-t"]
 
 
+def test_bench_is_redone_when_the_suite_trains_one_of_its_models(tmp_path, monkeypatch):
+    # the bench covered every model finished when the suite started; the suite then trains one more
+    import adacolor.reproduce as reproduce
+
+    executed = []
+    monkeypatch.setattr(reproduce, "_execute", lambda run, out, scale, lpips: executed.append(run.name))
+    monkeypatch.setattr(reproduce, "run_done", lambda run, out, scale: run.name not in ("icolorit-t", "bench")
+                        or (run.name == "bench" and "icolorit-t" not in executed) or run.name in executed)
+    status = run_suite(make_scale("tiny"), tmp_path, ["icolorit-t", "bench"])
+    assert executed == ["icolorit-t", "bench"] and status["done"] == executed
+
+
 def test_data_applies_to_the_paper_scale_only(tmp_path):
     with pytest.raises(ValueError, match="--data"):
         make_scale("cpu", str(tmp_path))
