@@ -26,7 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Collection, Iterator, Literal, Optional, Sequence, Union
 
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "make_scale",
     "plan",
     "schedule",
+    "to_do",
     "training_done",
     "run_suite",
     "collect",
@@ -319,20 +320,24 @@ def select(runs: Sequence[Run], only: Optional[Sequence[str]]) -> list[Run]:
     return [r for r in runs if r.name in chosen or _kind(r) in chosen]
 
 
+def _compute_input(run: Run) -> Optional[str]:
+    """The ``compute`` run whose keep ratios a ``random`` run replays; None for every other run."""
+    return f"compute-{run.trainings[0]}" if isinstance(run, Evaluation) and run.kind == "random" else None
+
+
 def schedule(todo: Sequence[Run]) -> list[Run]:
     """``todo`` reordered so that each evaluation runs as soon as it can: right after the last of
     its trainings (and, for ``random``, its ``compute`` run) that is itself in ``todo``, or before
     every training when none is. Otherwise the order of ``todo`` is kept, so one result lands per
     training instead of all of them after the last one."""
-    names = {r.name for r in todo}
     first: list[Run] = []
     after: dict[str, list[Run]] = {}
     order = {r.name: i for i, r in enumerate(todo)}
     for run in todo:
         if isinstance(run, Training):
             continue
-        needs = [n for n in (*run.trainings, *((f"compute-{run.trainings[0]}",) if run.kind == "random" else ()))
-                 if n in names]
+        compute = _compute_input(run)
+        needs = [n for n in (*run.trainings, *(() if compute is None else (compute,))) if n in order]
         if not needs:
             first.append(run)
             continue
@@ -344,6 +349,13 @@ def schedule(todo: Sequence[Run]) -> list[Run]:
 
     return [e for r in first for e in place(r)] + \
         [e for r in todo if isinstance(r, Training) for e in place(r)]
+
+
+def to_do(runs: Sequence[Run], out: Path, scale: Scale) -> list[Run]:
+    """The runs of ``runs`` not done in ``out``, in their order; a bench is among them when one of
+    its models is among them."""
+    pending = {r.name for r in runs if isinstance(r, Training) and not run_done(r, out, scale)}
+    return [r for r in runs if r.name in pending or (isinstance(r, Evaluation) and not run_done(r, out, scale, pending))]
 
 
 def _kind(run: Run) -> str:
@@ -421,9 +433,10 @@ def _write(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def run_done(run: Run, out: Path, scale: Scale) -> bool:
-    """Whether a run's result is in ``out`` (bench: and covers every finished model); a training
-    restored from the evidence (``adacolor.evidence``) is done without its checkpoint."""
+def run_done(run: Run, out: Path, scale: Scale, pending: Collection[str] = ()) -> bool:
+    """Whether a run's result is in ``out`` (bench: and covers every model that is finished or in
+    ``pending``, the trainings a suite is still to run); a training restored from the evidence
+    (``adacolor.evidence``) is done without its checkpoint."""
     if isinstance(run, Training):
         from adacolor.evidence import restored_training
 
@@ -432,8 +445,8 @@ def run_done(run: Run, out: Path, scale: Scale) -> bool:
     if result is None:
         return False
     if run.kind == "bench":
-        finished = {t for t in run.trainings if training_done(train_dir(out, t))}
-        return finished <= set(result.get("models", {}))
+        covered = {t for t in run.trainings if t in pending or training_done(train_dir(out, t))}
+        return covered <= set(result.get("models", {}))
     return True
 
 
@@ -696,10 +709,7 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
     out = Path(out)
     runs = select(plan(scale), only)
     status: dict[str, list[str]] = {"done": [], "skipped": [], "failed": [], "blocked": []}
-    # a bench that covers every finished model is still to do when this suite trains one of its models
-    training = {r.name for r in runs if isinstance(r, Training) and not run_done(r, out, scale)}
-    todo = schedule([r for r in runs if not run_done(r, out, scale)
-                     or (isinstance(r, Evaluation) and r.kind == "bench" and training & set(r.trainings))])
+    todo = schedule(to_do(runs, out, scale))
     status["skipped"] = [r.name for r in runs if r not in todo]
     left = sum(r.minutes for r in todo)
     _say(f"{scale.name}: {len(runs)} runs, {len(status['skipped'])} already done, {len(todo)} to do "
@@ -711,17 +721,17 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
             _say(note)
     for number, run in enumerate(todo, start=1):
         what = "train" if isinstance(run, Training) else run.kind
-        needs = () if isinstance(run, Training) else run.trainings
-        missing = [] if isinstance(run, Training) or run.kind == "bench" else \
-            [t for t in needs if not training_done(train_dir(out, t))]
-        if isinstance(run, Evaluation) and run.kind == "random" and \
-                _read(eval_dir(out, f"compute-{run.trainings[0]}") / "result.json") is None:
-            missing.append(f"compute-{run.trainings[0]}")
         if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
             status["skipped"].append(run.name)
             _say(f"{number}/{len(todo)} {what} {run.name}: already done meanwhile")
             left -= run.minutes
             continue
+        needs = () if isinstance(run, Training) else run.trainings
+        missing = [] if isinstance(run, Training) or run.kind == "bench" else \
+            [t for t in needs if not training_done(train_dir(out, t))]
+        compute = _compute_input(run)
+        if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
+            missing.append(compute)
         if missing:
             status["blocked"].append(run.name)
             _say(f"{number}/{len(todo)} {what} {run.name}: skipped, needs {', '.join(missing)}")
@@ -1005,8 +1015,10 @@ def run(args: argparse.Namespace) -> int:
         for run_name, shipped in place_shipped(scale, out).items():
             _say(f"{run_name}: checkpoint from shipped weights {shipped} (not trained)")
     if args.list:
-        for r in select(plan(scale), args.only):
-            print(f"{'done' if run_done(r, out, scale) else 'todo'}  {_kind(r):<8} {r.name}")
+        runs = select(plan(scale), args.only)
+        todo = {r.name for r in to_do(runs, out, scale)}
+        for r in runs:
+            print(f"{'todo' if r.name in todo else 'done'}  {_kind(r):<8} {r.name}")
         return 0
     status = {"failed": []}
     start = time.perf_counter()

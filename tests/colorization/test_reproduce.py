@@ -80,6 +80,14 @@ def test_schedule_runs_each_evaluation_as_soon_as_its_inputs_are_trained():
     assert [r.name for r in schedule(left)] == ["quality-adacolvit-t", "swinir-t", "quality-swinir-t", "uformer-t"]
 
 
+def _finish(out, name):
+    """What a finished training leaves in ``out``: its final checkpoint and its metrics."""
+    folder = out / "train" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "checkpoint.pt").write_bytes(b"")
+    (folder / "metrics.json").write_text("{}")
+
+
 def test_a_result_another_suite_wrote_meanwhile_is_not_redone(tmp_path, monkeypatch):
     # two suites on one DIR: a run the other one finished after this one made its list is skipped
     import adacolor.reproduce as reproduce
@@ -93,7 +101,8 @@ def test_a_result_another_suite_wrote_meanwhile_is_not_redone(tmp_path, monkeypa
             (out / "eval" / name / "result.json").write_text("{}")
 
     monkeypatch.setattr(reproduce, "_execute", execute)
-    monkeypatch.setattr(reproduce, "training_done", lambda folder: True)
+    for t in make_scale("tiny").trainings:
+        _finish(tmp_path, t.name)
     monkeypatch.setattr(reproduce, "_lpips", lambda: (None, None))
     status = run_suite(make_scale("tiny"), tmp_path, ["quality-icolorit-t", "quality-adacolvit-t"])
     assert executed == ["quality-icolorit-t"]
@@ -105,10 +114,24 @@ def test_bench_is_redone_when_the_suite_trains_one_of_its_models(tmp_path, monke
     import adacolor.reproduce as reproduce
 
     executed = []
-    monkeypatch.setattr(reproduce, "_execute", lambda run, out, scale, lpips: executed.append(run.name))
-    monkeypatch.setattr(reproduce, "run_done", lambda run, out, scale: run.name not in ("icolorit-t", "bench")
-                        or (run.name == "bench" and "icolorit-t" not in executed) or run.name in executed)
-    status = run_suite(make_scale("tiny"), tmp_path, ["icolorit-t", "bench"])
+
+    def execute(run, out, scale, lpips):
+        executed.append(run.name)
+        if isinstance(run, Training):
+            _finish(out, run.name)
+
+    monkeypatch.setattr(reproduce, "_execute", execute)
+    scale = make_scale("tiny")
+    trained = [t.name for t in scale.trainings if t.name != "icolorit-t"]
+    for name in trained:
+        _finish(tmp_path, name)
+    bench = tmp_path / "eval" / "bench" / "result.json"
+    bench.parent.mkdir(parents=True)
+    bench.write_text(json.dumps({"models": {name: {} for name in trained}}))
+    assert {r.name for r in reproduce.to_do(select(plan(scale), ["icolorit-t", "bench"]), tmp_path, scale)} == \
+        {"icolorit-t", "bench"}
+    assert reproduce.to_do(select(plan(scale), ["bench"]), tmp_path, scale) == []   # covers every finished model
+    status = run_suite(scale, tmp_path, ["icolorit-t", "bench"])
     assert executed == ["icolorit-t", "bench"] and status["done"] == executed
 
 
