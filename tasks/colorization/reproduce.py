@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Iterator, Literal, Optional, Sequence, Union
 
+from adacolor.runlock import claim
+
 
 __all__ = [
     "Training",
@@ -700,11 +702,13 @@ def _duration(minutes: float) -> str:
 def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]] = None) -> dict[str, list[str]]:
     """Runs what is not done yet, in order, with one progress line per run.
 
-    A run that fails is reported and the suite goes on (runs that need it are then skipped).
+    A run that fails is reported and the suite goes on (runs that need it are then skipped). Each
+    run is done under its lock ``DIR/locks/<run>.lock`` (``adacolor.runlock``): a run another
+    suite on the same DIR is doing is skipped, not done twice.
 
     Returns:
         ``{"done": [...], "skipped": [... already done], "failed": [...], "blocked": [... inputs
-        missing]}`` run names.
+        missing, or run by another suite]}`` run names.
     """
     out = Path(out)
     runs = select(plan(scale), only)
@@ -720,40 +724,47 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
         if note:
             _say(note)
     for number, run in enumerate(todo, start=1):
-        what = "train" if isinstance(run, Training) else run.kind
-        if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
-            status["skipped"].append(run.name)
-            _say(f"{number}/{len(todo)} {what} {run.name}: already done meanwhile")
-            left -= run.minutes
-            continue
-        needs = () if isinstance(run, Training) else run.trainings
-        missing = [] if isinstance(run, Training) or run.kind == "bench" else \
-            [t for t in needs if not training_done(train_dir(out, t))]
-        compute = _compute_input(run)
-        if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
-            missing.append(compute)
-        if missing:
-            status["blocked"].append(run.name)
-            _say(f"{number}/{len(todo)} {what} {run.name}: skipped, needs {', '.join(missing)}")
-            left -= run.minutes
-            continue
-        _say(f"{number}/{len(todo)} {what} {run.name}: running (estimated {_duration(run.minutes)}; "
-             f"about {_duration(left)} left in the suite)")
-        start = time.perf_counter()
-        try:
-            _execute(run, out, scale, lpips)
-        except Exception as error:  # one failed run must not end an 8-hour suite
-            status["failed"].append(run.name)
-            (out / "failed").mkdir(parents=True, exist_ok=True)
-            (out / "failed" / f"{run.name}.txt").write_text(traceback.format_exc())
-            _say(f"{number}/{len(todo)} {what} {run.name}: FAILED ({type(error).__name__}: {error}); "
-                 f"traceback in {out / 'failed' / (run.name + '.txt')}")
-        else:
-            (out / "failed" / f"{run.name}.txt").unlink(missing_ok=True)
-            status["done"].append(run.name)
-            _say(f"{number}/{len(todo)} {what} {run.name}: done in {_duration((time.perf_counter() - start) / 60)}")
+        with claim(out / "locks" / f"{run.name}.lock") as holder:
+            outcome = _step(run, out, scale, lpips, holder, f"{number}/{len(todo)}", left)
+        status[outcome].append(run.name)
         left -= run.minutes
     return status
+
+
+def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict], number: str, left: float) -> str:
+    """One run of a suite, its progress lines said; returns its outcome (a ``run_suite`` status key).
+    ``holder``: None when this suite holds the run's lock, else the other suite that does."""
+    what = "train" if isinstance(run, Training) else run.kind
+    if holder is not None:
+        who = f"pid {holder['pid']} on {holder.get('host', '?')}" if "pid" in holder else "another process"
+        _say(f"{number} {what} {run.name}: skipped, another suite is running it ({who})")
+        return "blocked"
+    if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
+        _say(f"{number} {what} {run.name}: already done meanwhile")
+        return "skipped"
+    needs = () if isinstance(run, Training) else run.trainings
+    missing = [] if isinstance(run, Training) or run.kind == "bench" else \
+        [t for t in needs if not training_done(train_dir(out, t))]
+    compute = _compute_input(run)
+    if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
+        missing.append(compute)
+    if missing:
+        _say(f"{number} {what} {run.name}: skipped, needs {', '.join(missing)}")
+        return "blocked"
+    _say(f"{number} {what} {run.name}: running (estimated {_duration(run.minutes)}; "
+         f"about {_duration(left)} left in the suite)")
+    start = time.perf_counter()
+    try:
+        _execute(run, out, scale, lpips)
+    except Exception as error:  # one failed run must not end an 8-hour suite
+        (out / "failed").mkdir(parents=True, exist_ok=True)
+        (out / "failed" / f"{run.name}.txt").write_text(traceback.format_exc())
+        _say(f"{number} {what} {run.name}: FAILED ({type(error).__name__}: {error}); "
+             f"traceback in {out / 'failed' / (run.name + '.txt')}")
+        return "failed"
+    (out / "failed" / f"{run.name}.txt").unlink(missing_ok=True)
+    _say(f"{number} {what} {run.name}: done in {_duration((time.perf_counter() - start) / 60)}")
+    return "done"
 
 
 # -- results ---------------------------------------------------------------------------------

@@ -109,6 +109,23 @@ def test_a_result_another_suite_wrote_meanwhile_is_not_redone(tmp_path, monkeypa
     assert status["done"] == ["quality-icolorit-t"] and status["skipped"] == ["quality-adacolvit-t"]
 
 
+def test_a_run_another_suite_is_running_is_skipped_not_done_twice(tmp_path, monkeypatch):
+    import adacolor.reproduce as reproduce
+    from adacolor.runlock import claim
+
+    executed = []
+    monkeypatch.setattr(reproduce, "_execute", lambda run, out, scale, lpips: executed.append(run.name))
+    monkeypatch.setattr(reproduce, "_lpips", lambda: (None, None))
+    for t in make_scale("tiny").trainings:
+        _finish(tmp_path, t.name)
+    with claim(tmp_path / "locks" / "quality-icolorit-t.lock") as held:   # the other suite
+        assert held is None
+        status = run_suite(make_scale("tiny"), tmp_path, ["quality-icolorit-t", "quality-adacolvit-t"])
+    assert executed == ["quality-adacolvit-t"] and status["blocked"] == ["quality-icolorit-t"]
+    status = run_suite(make_scale("tiny"), tmp_path, ["quality-icolorit-t"])   # released: its turn now
+    assert executed == ["quality-adacolvit-t", "quality-icolorit-t"] and status["done"] == ["quality-icolorit-t"]
+
+
 def test_bench_is_redone_when_the_suite_trains_one_of_its_models(tmp_path, monkeypatch):
     # the bench covered every model finished when the suite started; the suite then trains one more
     import adacolor.reproduce as reproduce
