@@ -310,6 +310,22 @@ def test_fig7_section_states_the_spread_of_the_fig6_models_against_the_target():
     assert "p90 / p10 of per-image GFLOPs is 1.050 (`a`) to 1.420 (`b`); 1 of them reach 1.3." in text
 
 
+def test_budget_section_says_which_form_spreads_compute_and_what_it_costs():
+    def row(form, psnr, ratio):
+        return {"budget": form, "run": f"r-{form}", "gflops": 0.2, "psnr@10": psnr, "p90/p10": ratio,
+                "layer_patterns": 1}
+
+    text = report.budget_section({"rows": [row("batch", 26.0, 1.31), row("sample", 26.02, 1.01)], "missing": []})
+    assert "Compute follows the image more with the batch mean (p90 / p10 1.310 on the batch mean against " \
+           "1.010 per sample)" in text
+    assert "PSNR@10 is -0.020 dB against per sample (within the 0.05 dB" in text and "the batch-mean form reaches p90 / p10 1.3" in text
+    text = report.budget_section({"rows": [row("batch", 25.9, 1.0), row("sample", 26.0, 1.2)], "missing": []})
+    assert "more per sample" in text and "-0.100 dB against per sample (outside" in text and "Neither form reaches" in text
+    text = report.budget_section({"rows": [row("batch", 26.0, 1.1)], "missing": ["r-sample"]})
+    assert "Missing (not run yet, or failed): `r-sample`." in text and "Compute follows" not in text
+    assert report.budget_section({"rows": [], "missing": []}) == ""
+
+
 def test_docs_page_is_generated_from_the_committed_results():
     """docs/results.md is docs_page(docs/results/results.json): the page cannot drift from its data."""
     data = DOCS / "results" / "results.json"
@@ -416,6 +432,8 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert (gates["switching"] == 0) == (results["fig7"]["layer_patterns"] == 1)
     spread = results["fig7"]["spread"]
     assert spread["min"] <= spread["p10"] <= spread["median"] <= spread["p90"] <= spread["max"]
+    budget = results["fig7"]["budget"]   # the two budget forms, both trained and evaluated
+    assert [r["budget"] for r in budget["rows"]] == ["batch", "sample"] and budget["missing"] == []
     assert len(results["claims"]) == 8 and all(set(c) == {"claim", "paper", "ours", "holds"} for c in results["claims"])
     text = (out / "report.md").read_text()
     assert "tiny (plumbing check, not numbers)" in text and "## The paper's claims, checked" in text
