@@ -389,6 +389,25 @@ def test_evaluation_of_a_restored_training_without_its_result_is_blocked(tmp_pat
     assert status["skipped"] == ["icolorit-t"] and status["blocked"] == ["quality-icolorit-t"]
 
 
+def test_a_bench_with_a_model_restored_without_its_checkpoint_is_blocked_and_its_result_kept(tmp_path, monkeypatch):
+    # the models of Table 2 are timed in one process: a bench of the one model trained again
+    # would overwrite the restored latencies of the others
+    import adacolor.reproduce as reproduce
+    from adacolor.evidence import restore
+
+    scale = make_scale("cpu")
+    kept, out = _evidence(tmp_path), tmp_path / "repro"
+    bench = {"run": "bench", "kind": "bench", "models": {"icolorit-t": {"latency_ms_mean": 15.2}}}
+    (kept / "runs" / "eval" / "bench.json").write_text(json.dumps(bench))
+    restore(out, kept, "cpu", {r.name for r in plan(scale)})
+    _finish(out, "uformer-t")   # trained again in this DIR
+    executed = []
+    monkeypatch.setattr(reproduce, "_execute", lambda run, out, scale, lpips: executed.append(run.name))
+    status = run_suite(scale, out, ["bench"])
+    assert executed == [] and status["blocked"] == ["bench"]
+    assert json.loads((out / "eval" / "bench" / "result.json").read_text())["models"] == bench["models"]
+
+
 def test_committed_evidence_restores_to_the_committed_results(tmp_path):
     """docs/results/runs/ holds every result behind docs/results/results.json: restored into an
     empty DIR and collected again, they give the same tables, figures' data and claims."""
