@@ -330,7 +330,7 @@ def budget_section(forms: dict[str, Any]) -> str:
                    f"on the batch mean (the cpu recipes' choice). Compute follows the image {wider} "
                    f"(p90 / p10 {batch['p90/p10']:.3f} on the batch mean against {sample['p90/p10']:.3f} per sample); "
                    f"the batch mean's PSNR@10 is {delta:+.3f} dB against per sample "
-                   f"({'within' if abs(delta) <= 0.05 else 'outside'} the 0.05 dB the issue allows). "
+                   f"({'not more than' if delta >= -0.05 else 'more than'} the 0.05 dB below it the issue allows). "
                    f"{'Neither form' if not reach else ' and '.join(reach)} reaches p90 / p10 {SPREAD_TARGET:g}.\n")
     out.append(_missing_line(forms))
     return "".join(out)

@@ -208,10 +208,11 @@ def _models(paper: bool) -> list[_Model]:
     return models
 
 
-# training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t,
-# uformer-t) and this suite's own runs where they have been measured (swinir-t 75, dynamicvit-t 44,
-# adavit-t 49, avit-t 48, adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "swinir-t": 75, "uformer-t": 60, "dynamicvit-t": 44,
+# training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t) and this
+# suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
+# adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62 at its measured 12.8 img/s alone, 81 wall
+# with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
                 "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the

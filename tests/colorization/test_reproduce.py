@@ -318,9 +318,9 @@ def test_budget_section_says_which_form_spreads_compute_and_what_it_costs():
     text = report.budget_section({"rows": [row("batch", 26.0, 1.31), row("sample", 26.02, 1.01)], "missing": []})
     assert "Compute follows the image more with the batch mean (p90 / p10 1.310 on the batch mean against " \
            "1.010 per sample)" in text
-    assert "PSNR@10 is -0.020 dB against per sample (within the 0.05 dB" in text and "the batch-mean form reaches p90 / p10 1.3" in text
+    assert "PSNR@10 is -0.020 dB against per sample (not more than the 0.05 dB below it" in text and "the batch-mean form reaches p90 / p10 1.3" in text
     text = report.budget_section({"rows": [row("batch", 25.9, 1.0), row("sample", 26.0, 1.2)], "missing": []})
-    assert "more per sample" in text and "-0.100 dB against per sample (outside" in text and "Neither form reaches" in text
+    assert "more per sample" in text and "-0.100 dB against per sample (more than the 0.05 dB below it" in text and "Neither form reaches" in text
     text = report.budget_section({"rows": [row("batch", 26.0, 1.1)], "missing": ["r-sample"]})
     assert "Missing (not run yet, or failed): `r-sample`." in text and "Compute follows" not in text
     assert report.budget_section({"rows": [], "missing": []}) == ""
