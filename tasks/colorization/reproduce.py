@@ -200,6 +200,8 @@ def _models(paper: bool) -> list[_Model]:
     models.append(_Model("budget-sample-pl-p50-l80", "patch+layer (0.5, 0.8), per-sample budget", "adacolvit-t",
                          ("budget",), ("budget=sample", "beta_patch=0.5", "beta_layer=0.8"),
                          (("budget", "sample"), ("pair", _BUDGET_PAIR)), short=True))
+    models.append(_Model("adacolvit-t-sample", "AdaColViT-T, per-sample budget", "adacolvit-t", ("budget",),
+                         ("budget=sample",), (("budget", "sample"), ("pair", "adacolvit-t"))))
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
                    for n, label in (("icolorit-t-d6", "iColoriT-T (6 blocks)"), ("icolorit-t-d24", "iColoriT-T (24 blocks)"),
@@ -212,7 +214,7 @@ def _models(paper: bool) -> list[_Model]:
 # suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
 # adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62 at its measured 12.8 img/s alone, 81 wall
 # with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
                 "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
@@ -228,8 +230,8 @@ _CPU_WHY = (
     "or more each), the three token-pruning baselines and an AdaColViT-T at their budget (Table 3), "
     "AdaColViT-T at G = 4 and 8 (Table 4) and nine short (2-epoch) AdaColViT-T trainings for Fig. 6, "
     "whose learned-against-random comparison is within each model and so needs no full-length "
-    "training, with one more like them but with the per-sample budget beside the batch-mean one the recipes "
-    "use. The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
+    "training, and AdaColViT-T with the per-sample budget beside the batch-mean one the recipes use, at "
+    "both lengths (12 and 2 epochs). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
     "would not fit the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
 
 
@@ -903,19 +905,20 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
 
 
 def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
-    """The per-sample and the batch-mean budget at the same betas and length: for each its run,
-    GFLOPs and PSNR@10 (``quality-``) and its per-image spread (``compute-``)."""
-    forms: dict[str, Any] = {"rows": [], "missing": []}
-    sample = next((t for t in scale.trainings if "budget" in t.roles), None)
-    if sample is None:
-        return forms
-    for form, run in (("batch", sample.tag["pair"]), ("sample", sample.name)):
-        quality, compute = result(f"quality-{run}"), result(f"compute-{run}")
-        if quality is None or compute is None:
-            forms["missing"].append(run)
-            continue
-        forms["rows"].append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
-                              "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]})
+    """The per-sample and the batch-mean budget, in pairs at the same betas and length: per pair
+    the two rows (run, GFLOPs and PSNR@10 from ``quality-``, the per-image spread from
+    ``compute-``), a missing run left out of its pair and named in ``missing``."""
+    forms: dict[str, Any] = {"pairs": [], "missing": []}
+    for sample in (t for t in scale.trainings if "budget" in t.roles):
+        pair = []
+        for form, run in (("batch", sample.tag["pair"]), ("sample", sample.name)):
+            quality, compute = result(f"quality-{run}"), result(f"compute-{run}")
+            if quality is None or compute is None:
+                forms["missing"].append(run)
+                continue
+            pair.append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
+                         "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]})
+        forms["pairs"].append(pair)
     return forms
 
 
@@ -1006,7 +1009,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``adacolor reproduce``."""
     parser.add_argument("--scale", default=None, choices=SCALES,
                         help="tiny: every table and figure in minutes (plumbing, not numbers); cpu: 112 px "
-                             "Imagenette, about 10 hours on 2 cores (9 with --from-shipped); paper: 224 px, the paper's recipes "
+                             "Imagenette, about 11 hours on 2 cores (10 with --from-shipped); paper: 224 px, the paper's recipes "
                              "(--report-only: default the scale of DIR/results.json)")
     parser.add_argument("--out", required=True, help="DIR: train/<run>/, eval/<run>/, results.json, report.md, figures/")
     parser.add_argument("--only", type=_tokens, default=None, metavar="NAME,...",
