@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import platform
@@ -150,9 +151,9 @@ _FIG6 = {
     "layer": ((1.0, 0.6), (1.0, 0.8), (1.0, 0.9)),
 }
 _VARIANT_SETS = {"patch+layer": (), "patch": ("layer_skip=false",), "layer": ("patch_groups=1",)}
-# The budget forms (issue item 3): the per-sample budget (eq. 13 read per image) trained like the
-# Fig. 6 model it is paired with, whose budget is the batch mean of the cpu recipe.
-_BUDGET_PAIR = "fig6-pl-p50-l80"
+# The budget forms (issue item 3): these models again with the per-sample budget (eq. 13 read
+# per image) in place of the cpu recipe's batch mean, everything else theirs.
+_BUDGET_PAIRS = {"adacolvit-t": "adacolvit-t-sample", "fig6-pl-p50-l80": "budget-sample-pl-p50-l80"}
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,10 @@ def _models(paper: bool) -> list[_Model]:
             models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t", ("fig6",),
                                  sets, (("variant", variant), ("beta_patch", beta_patch),
                                         ("beta_layer", beta_layer)), short=True))
-    models.append(_Model("budget-sample-pl-p50-l80", "patch+layer (0.5, 0.8), per-sample budget", "adacolvit-t",
-                         ("budget",), ("budget=sample", "beta_patch=0.5", "beta_layer=0.8"),
-                         (("budget", "sample"), ("pair", _BUDGET_PAIR)), short=True))
-    models.append(_Model("adacolvit-t-sample", "AdaColViT-T, per-sample budget", "adacolvit-t", ("budget",),
-                         ("budget=sample",), (("budget", "sample"), ("pair", "adacolvit-t"))))
+    models += [dataclasses.replace(m, name=_BUDGET_PAIRS[m.name], label=f"{m.label}, per-sample budget",
+                                   roles=("budget",), sets=m.sets + ("budget=sample",),
+                                   tags=(("budget", "sample"), ("pair", m.name)))
+               for m in models if m.name in _BUDGET_PAIRS]
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
                    for n, label in (("icolorit-t-d6", "iColoriT-T (6 blocks)"), ("icolorit-t-d24", "iColoriT-T (24 blocks)"),
@@ -212,8 +212,8 @@ def _models(paper: bool) -> list[_Model]:
 
 # training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t) and this
 # suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
-# adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62 at its measured 12.8 img/s alone, 81 wall
-# with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
+# adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its 1,475 steps at the 12.8 img/s it measured
+# alone, 81 wall with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
 _CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
                 "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
@@ -743,6 +743,24 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
     return status
 
 
+def _missing_inputs(run: Run, out: Path) -> list[str]:
+    """What ``run`` needs that ``out`` lacks: its trainings' checkpoints and, for ``random``, its
+    ``compute`` result. A bench times whichever of its models are trained, but none while one is
+    restored without its checkpoint (Table 2 times its models in one process)."""
+    if isinstance(run, Training):
+        return []
+    if run.kind == "bench":
+        from adacolor.evidence import restored_training
+
+        return [f"the checkpoint of {t} (restored without it)" for t in run.trainings
+                if not training_done(train_dir(out, t)) and restored_training(train_dir(out, t)) is not None]
+    missing = [t for t in run.trainings if not training_done(train_dir(out, t))]
+    compute = _compute_input(run)
+    if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
+        missing.append(compute)
+    return missing
+
+
 def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict], number: str, left: float) -> str:
     """One run of a suite, its progress lines said; returns its outcome (a ``run_suite`` status key).
     ``holder``: None when this suite holds the run's lock, else the other suite that does."""
@@ -754,18 +772,7 @@ def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict],
     if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
         _say(f"{number} {what} {run.name}: already done meanwhile")
         return "skipped"
-    if isinstance(run, Training):
-        missing = []
-    elif run.kind == "bench":   # timed in one process: one model restored without its checkpoint holds all back
-        from adacolor.evidence import restored_training
-
-        missing = [f"the checkpoint of {t} (restored without it)" for t in run.trainings
-                   if not training_done(train_dir(out, t)) and restored_training(train_dir(out, t)) is not None]
-    else:
-        missing = [t for t in run.trainings if not training_done(train_dir(out, t))]
-    compute = _compute_input(run)
-    if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
-        missing.append(compute)
+    missing = _missing_inputs(run, out)
     if missing:
         _say(f"{number} {what} {run.name}: skipped, needs {', '.join(missing)}")
         return "blocked"
