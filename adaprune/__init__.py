@@ -10,7 +10,7 @@ from adaprune._patch import unwrap, wrap
 from adaprune.config import AdaColViTConfig, TokenLayout, WrapInfo, is_wrapped, wrap_info
 from adaprune.flops import fvcore_gflops, vit_gflops
 from adaprune.gates import AdaColViT, BlockGate, decide, get_gate, list_gates, register_gate
-from adaprune.losses import budget_loss, sparsity_loss
+from adaprune.losses import budget_loss, sparsity_loss, spread_quantiles
 from adaprune.policy import Policy, get_policy, policy, set_policy
 from adaprune.record import BlockDecision, Record, last_record
 
@@ -37,6 +37,7 @@ __all__ = [
     "register_gate",
     "set_policy",
     "sparsity_loss",
+    "spread_quantiles",
     "unwrap",
     "vit_gflops",
     "wrap",

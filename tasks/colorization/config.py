@@ -53,8 +53,10 @@ class TrainConfig:
     sparsity_weight: float = 1.0           # weight of the sparsity loss (adaptive models)
     beta_patch: Optional[float] = None     # target patch keep ratio; None: the model's (0.5)
     beta_layer: Optional[float] = None     # target layer keep ratio; None: the model's (0.8)
-    budget: str = "sample"                 # sparsity budget per "sample" (eq. 13 as written) or on the
-                                           # "batch" mean (lets compute follow the image)
+    budget: str = "sample"                 # sparsity budget per "sample" (eq. 13 as written), on the
+                                           # "batch" mean (lets compute follow the image) or on the batch's
+                                           # "spread" (asks it to: uniform around the betas)
+    budget_spread: float = 0.2             # "spread": half-width of the target keep ratios per image
     # data
     data: str = "samples"                  # training image folder, or "samples" (scikit-image photos)
     val_data: Optional[str] = None         # validation folder (or "samples"); None: same as data
@@ -112,8 +114,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1] or none, got {value!r}")
         if (self.lr is not None and not self.lr > 0) or not self.blr > 0:
             raise ValueError(f"lr and blr must be > 0, got lr={self.lr!r}, blr={self.blr!r}")
-        if self.budget not in ("sample", "batch"):
-            raise ValueError(f"budget must be sample or batch, got {self.budget!r}")
+        if self.budget not in ("sample", "batch", "spread"):
+            raise ValueError(f"budget must be sample, batch or spread, got {self.budget!r}")
+        if not 0.0 <= self.budget_spread <= 0.5:
+            raise ValueError(f"budget_spread is a half-width of keep ratios in [0, 0.5], got {self.budget_spread!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

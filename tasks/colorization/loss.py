@@ -47,6 +47,7 @@ def colorization_loss(
         beta_patch: Optional[float] = None,
         beta_layer: Optional[float] = None,
         budget: str = "sample",
+        budget_spread: float = 0.2,
 ) -> dict[str, Tensor]:
     """The named loss terms of one forward and their total.
 
@@ -61,8 +62,9 @@ def colorization_loss(
         sparsity_weight: weight of the sparsity term (paper: summed with weight 1).
         beta_patch: target keep ratios; None takes the model spec's (0.5, 0.8).
         beta_layer: target keep ratios; None takes the model spec's (0.5, 0.8).
-        budget: AdaColViT's budget per ``"sample"`` or on the ``"batch"`` mean
-            (``adaprune.budget_loss``).
+        budget: AdaColViT's budget per ``"sample"``, on the ``"batch"`` mean or on the batch's
+            ``"spread"`` (``adaprune.budget_loss``).
+        budget_spread: the ``"spread"`` budget's half-width.
 
     Returns:
         ``{"huber": ..., "loss": total}`` and, for a wrapped backbone, ``"sparsity"``: AdaColViT's
@@ -78,7 +80,8 @@ def colorization_loss(
         spec = model.spec
         beta_patch = beta_patch if beta_patch is not None else (spec.beta_patch if spec else 0.5)
         beta_layer = beta_layer if beta_layer is not None else (spec.beta_layer if spec else 0.8)
-        terms["sparsity"] = adaprune.sparsity_loss(model.backbone, beta_patch, beta_layer, budget)
+        terms["sparsity"] = adaprune.sparsity_loss(model.backbone, beta_patch, beta_layer, budget,
+                                                   budget_spread)
         total = total + sparsity_weight * terms["sparsity"]
     terms["loss"] = total
     return terms

@@ -152,8 +152,11 @@ _FIG6 = {
 }
 _VARIANT_SETS = {"patch+layer": (), "patch": ("layer_skip=false",), "layer": ("patch_groups=1",)}
 # The budget forms (issue item 3): these models again with the per-sample budget (eq. 13 read
-# per image) in place of the cpu recipe's batch mean, everything else theirs.
-_BUDGET_PAIRS = {"adacolvit-t": "adacolvit-t-sample", "fig6-pl-p50-l80": "budget-sample-pl-p50-l80"}
+# per image) and with the spread budget (a uniform target around the betas) in place of the cpu
+# recipe's batch mean, everything else theirs. {model: {form: run name}}
+_BUDGET_FORMS = {"adacolvit-t": {"sample": "adacolvit-t-sample", "spread": "adacolvit-t-spread"},
+                 "fig6-pl-p50-l80": {"sample": "budget-sample-pl-p50-l80", "spread": "budget-spread-pl-p50-l80"}}
+_FORM_LABELS = {"sample": "per-sample budget", "spread": "spread budget"}
 
 
 @dataclass(frozen=True)
@@ -198,10 +201,10 @@ def _models(paper: bool) -> list[_Model]:
             models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t", ("fig6",),
                                  sets, (("variant", variant), ("beta_patch", beta_patch),
                                         ("beta_layer", beta_layer)), short=True))
-    models += [dataclasses.replace(m, name=_BUDGET_PAIRS[m.name], label=f"{m.label}, per-sample budget",
-                                   roles=("budget",), sets=m.sets + ("budget=sample",),
-                                   tags=(("budget", "sample"), ("pair", m.name)))
-               for m in models if m.name in _BUDGET_PAIRS]
+    models += [dataclasses.replace(m, name=name, label=f"{m.label}, {_FORM_LABELS[form]}",
+                                   roles=("budget",), sets=m.sets + (f"budget={form}",),
+                                   tags=(("budget", form), ("pair", m.name)))
+               for m in models if m.name in _BUDGET_FORMS for form, name in _BUDGET_FORMS[m.name].items()]
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
                    for n, label in (("icolorit-t-d6", "iColoriT-T (6 blocks)"), ("icolorit-t-d24", "iColoriT-T (24 blocks)"),
@@ -214,7 +217,7 @@ def _models(paper: bool) -> list[_Model]:
 # suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
 # adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its 1,475 steps at the 12.8 img/s it measured
 # alone, 81 wall with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "adacolvit-t-spread": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
                 "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
@@ -230,8 +233,8 @@ _CPU_WHY = (
     "or more each), the three token-pruning baselines and an AdaColViT-T at their budget (Table 3), "
     "AdaColViT-T at G = 4 and 8 (Table 4) and nine short (2-epoch) AdaColViT-T trainings for Fig. 6, "
     "whose learned-against-random comparison is within each model and so needs no full-length "
-    "training, and AdaColViT-T with the per-sample budget beside the batch-mean one the recipes use, at "
-    "both lengths (12 and 2 epochs). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
+    "training, and AdaColViT-T with the per-sample and the spread budget beside the batch-mean one the "
+    "recipes use, at both lengths (12 and 2 epochs). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
     "would not fit the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
 
 
@@ -912,20 +915,25 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
 
 
 def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
-    """The per-sample and the batch-mean budget, in pairs at the same betas and length: per pair
-    the two rows (run, GFLOPs and PSNR@10 from ``quality-``, the per-image spread from
-    ``compute-``), a missing run left out of its pair and named in ``missing``."""
-    forms: dict[str, Any] = {"pairs": [], "missing": []}
-    for sample in (t for t in scale.trainings if "budget" in t.roles):
-        pair = []
-        for form, run in (("batch", sample.tag["pair"]), ("sample", sample.name)):
+    """The budget forms side by side, in groups at the same betas and length: per group the
+    batch-mean model first, then its per-sample and spread twins, one row each (run, GFLOPs and
+    PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run is left
+    out of its group and named in ``missing``."""
+    forms: dict[str, Any] = {"groups": [], "missing": []}
+    twins: dict[str, list[Training]] = {}
+    for t in scale.trainings:
+        if "budget" in t.roles:
+            twins.setdefault(t.tag["pair"], []).append(t)
+    for batch, others in twins.items():
+        group = []
+        for form, run in [("batch", batch)] + [(t.tag["budget"], t.name) for t in others]:
             quality, compute = result(f"quality-{run}"), result(f"compute-{run}")
             if quality is None or compute is None:
                 forms["missing"].append(run)
                 continue
-            pair.append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
-                         "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]})
-        forms["pairs"].append(pair)
+            group.append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
+                          "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]})
+        forms["groups"].append(group)
     return forms
 
 
@@ -1016,8 +1024,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``adacolor reproduce``."""
     parser.add_argument("--scale", default=None, choices=SCALES,
                         help="tiny: every table and figure in minutes (plumbing, not numbers); cpu: 112 px "
-                             "Imagenette, about 11 hours on 2 cores (10 with --from-shipped); paper: 224 px, the paper's recipes "
-                             "(--report-only: default the scale of DIR/results.json)")
+                             f"Imagenette, about {sum(r.minutes for r in plan(make_scale('cpu'))) / 60:.0f} hours on "
+                             "2 cores (less the shipped models' trainings with --from-shipped); paper: 224 px, the "
+                             "paper's recipes (--report-only: default the scale of DIR/results.json)")
     parser.add_argument("--out", required=True, help="DIR: train/<run>/, eval/<run>/, results.json, report.md, figures/")
     parser.add_argument("--only", type=_tokens, default=None, metavar="NAME,...",
                         help="only these runs (names as listed by --list), or kinds: train, quality, transfer, "

@@ -320,7 +320,7 @@ def train_one_epoch(
         terms = colorization_loss(bare, pred, target, delta=config.huber_delta,
                                   sparsity_weight=config.sparsity_weight,
                                   beta_patch=config.beta_patch, beta_layer=config.beta_layer,
-                                  budget=config.budget)
+                                  budget=config.budget, budget_spread=config.budget_spread)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip_grad is not None:
