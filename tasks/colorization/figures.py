@@ -1,4 +1,5 @@
-"""The reproduction's figures (matplotlib, Agg): Fig. 4, 6, 7 and 8 from ``results.json``.
+"""The reproduction's figures (matplotlib, Agg): Fig. 4, 6, 7 and 8 and the budget forms'
+per-image compute, from ``results.json``.
 
     >>> write_figures(results, out_dir / "figures", images=out_dir / "eval/compute-adacolvit-t/images.npz")
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
-__all__ = ["fig4", "fig6", "fig7", "fig8", "write_figures"]
+__all__ = ["fig4", "fig6", "fig7", "fig8", "budget", "write_figures"]
 
 _DPI = 90  # small PNGs: the cpu-scale figures are committed
 
@@ -181,6 +182,34 @@ def fig8(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
     return _save(plt, fig, path)
 
 
+def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
+    """Per-image GFLOPs of each budget form, one panel per group (same betas and length): box
+    from p10 to p90, whiskers to min and max, median line; PSNR@10 under each form's name. A
+    row whose result kept only p90 / p10 (older evidence) is named, without a box."""
+    groups = [g for g in results["fig7"].get("budget", {}).get("groups", [])
+              if any("median" in r.get("spread", {}) for r in g)]
+    if not groups:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.3), squeeze=False, sharey=True)
+    for ax, group in zip(axes[0], groups):
+        stats = [{"med": r["spread"]["median"], "q1": r["spread"]["p10"], "q3": r["spread"]["p90"],
+                  "whislo": r["spread"]["min"], "whishi": r["spread"]["max"],
+                  "label": f"{r['budget']}\n{r['psnr@10']:.2f} dB\np90/p10 {r['p90/p10']:.2f}"}
+                 for r in group if "median" in r.get("spread", {})]
+        ax.bxp(stats, showfliers=False, widths=0.5)
+        unboxed = [f"{r['budget']}: p90/p10 {r['p90/p10']:.3f}, {r['psnr@10']:.2f} dB (no quantiles kept)"
+                   for r in group if "median" not in r.get("spread", {})]
+        if unboxed:
+            ax.set_xlabel("\n".join(unboxed), fontsize=6)
+        ax.set_title(f"{group[0]['run']} and its twins", fontsize=8)
+        ax.set_ylabel("GFLOPs per image", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"Budget forms: per-image compute, box p10-p90, whiskers min-max ({_title(results)})", fontsize=9)
+    return _save(plt, fig, path)
+
+
 def write_figures(results: dict[str, Any], folder: Union[str, Path],
                   images: Optional[Union[str, Path]] = None) -> dict[str, Path]:
     """Writes every figure whose data is there into ``folder``; returns ``{name: path}``."""
@@ -193,5 +222,6 @@ def write_figures(results: dict[str, Any], folder: Union[str, Path],
         with np.load(images) as loaded:
             arrays = {key: loaded[key] for key in loaded.files}
     written = {"fig4": fig4(results, folder / "fig4.png"), "fig6": fig6(results, folder / "fig6.png"),
-               "fig7": fig7(results, arrays, folder / "fig7.png"), "fig8": fig8(results, arrays, folder / "fig8.png")}
+               "fig7": fig7(results, arrays, folder / "fig7.png"), "fig8": fig8(results, arrays, folder / "fig8.png"),
+               "budget": budget(results, folder / "budget.png")}
     return {name: path for name, path in written.items() if path is not None}

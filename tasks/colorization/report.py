@@ -508,7 +508,10 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                        f"{high[1]:.3f} (`{high[0]}`); {reach} of them reach {SPREAD_TARGET:g}.\n")
         out.append(_figure("fig7", "Fig. 7: the images with the least and the most GFLOPs", figures, present))
     out.append(_missing_line(f7))
-    out.append(budget_section(f7.get("budget", {"groups": [], "missing": []})))
+    forms = f7.get("budget", {"groups": [], "missing": []})
+    out.append(budget_section(forms))
+    if any(forms["groups"]):
+        out.append(_figure("budget", "Budget forms: per-image GFLOPs", figures, present))
 
     # Fig. 8
     f8 = results["fig8"]

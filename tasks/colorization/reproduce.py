@@ -753,9 +753,11 @@ def _missing_inputs(run: Run, out: Path) -> list[str]:
     if isinstance(run, Training):
         return []
     if run.kind == "bench":
-        from adacolor.evidence import restored_training
+        from adacolor.evidence import RESTORED, restored_training
 
-        return [f"the checkpoint of {t} (restored without it)" for t in run.trainings
+        return [f"the checkpoint of {t} (its results were restored from the evidence without it, and Table 2 "
+                f"times every model in one process: delete {train_dir(out, t) / RESTORED} to retrain it)"
+                for t in run.trainings
                 if not training_done(train_dir(out, t)) and restored_training(train_dir(out, t)) is not None]
     missing = [t for t in run.trainings if not training_done(train_dir(out, t))]
     compute = _compute_input(run)
@@ -932,7 +934,8 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
                 forms["missing"].append(run)
                 continue
             group.append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
-                          "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]})
+                          "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"],
+                          "spread": compute["spread"]})
         forms["groups"].append(group)
     return forms
 

@@ -404,7 +404,8 @@ def test_evaluation_of_a_restored_training_without_its_result_is_blocked(tmp_pat
     assert status["skipped"] == ["icolorit-t"] and status["blocked"] == ["quality-icolorit-t"]
 
 
-def test_a_bench_with_a_model_restored_without_its_checkpoint_is_blocked_and_its_result_kept(tmp_path, monkeypatch):
+def test_a_bench_with_a_model_restored_without_its_checkpoint_is_blocked_and_its_result_kept(tmp_path, monkeypatch,
+                                                                                            capsys):
     # the models of Table 2 are timed in one process: a bench of the one model trained again
     # would overwrite the restored latencies of the others
     import adacolor.reproduce as reproduce
@@ -421,6 +422,8 @@ def test_a_bench_with_a_model_restored_without_its_checkpoint_is_blocked_and_its
     status = run_suite(scale, out, ["bench"])
     assert executed == [] and status["blocked"] == ["bench"]
     assert json.loads((out / "eval" / "bench" / "result.json").read_text())["models"] == bench["models"]
+    said = capsys.readouterr()
+    assert f"delete {out / 'train' / 'icolorit-t' / 'restored.json'} to retrain it" in said.out + said.err
 
 
 def test_committed_evidence_restores_to_the_committed_results(tmp_path):
@@ -453,7 +456,7 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert main(["--scale", "tiny", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(KEYS) <= set(results)
-    assert {p.name for p in (out / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png"}
+    assert {p.name for p in (out / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png", "budget.png"}
     assert len(results["fig4"]["rows"]) == 4 and results["fig4"]["ks"] == [5, 10, 20, 50]
     assert {r["groups"] for r in results["table4"]["rows"]} == {2, 4, 8}
     assert len(results["table3"]["rows"]) == 4
@@ -484,7 +487,7 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     restored = again["settings"].pop("restored")
     assert len(restored["results"]) == len(plan(make_scale("tiny"))) - len(make_scale("tiny").trainings)
     assert {key: again[key] for key in KEYS if key != "settings"} == {key: results[key] for key in KEYS if key != "settings"}
-    assert {p.name for p in (fresh / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png"}
+    assert {p.name for p in (fresh / "figures").glob("*.png")} == {"fig4.png", "fig6.png", "fig7.png", "fig8.png", "budget.png"}
 
     # a second invocation trains and evaluates nothing
     def no_training(*args, **kwargs):
