@@ -216,8 +216,9 @@ def _models(paper: bool) -> list[_Model]:
 # training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t) and this
 # suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
 # adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its 1,475 steps at the 12.8 img/s it measured
-# alone, 81 wall with the cores shared for its first 20 minutes); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "adacolvit-t-spread": 39, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
+# alone, 81 wall with the cores shared for its first 20 minutes; adacolvit-t-spread 55: its 3,540
+# steps at its median 34 img/s, 79 wall with the test suite sharing the cores); fig6 runs are 2 epochs
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "adacolvit-t-spread": 55, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
                 "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
