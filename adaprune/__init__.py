@@ -10,7 +10,7 @@ from adaprune._patch import unwrap, wrap
 from adaprune.config import AdaColViTConfig, TokenLayout, WrapInfo, is_wrapped, wrap_info
 from adaprune.flops import fvcore_gflops, vit_gflops
 from adaprune.gates import AdaColViT, BlockGate, decide, get_gate, list_gates, register_gate
-from adaprune.losses import budget_loss, sparsity_loss, spread_quantiles
+from adaprune.losses import DEFAULT_SPREAD, budget_loss, sparsity_loss, spread_quantiles
 from adaprune.policy import Policy, get_policy, policy, set_policy
 from adaprune.record import BlockDecision, Record, last_record
 
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdaColViT",
+    "DEFAULT_SPREAD",
     "AdaColViTConfig",
     "BlockDecision",
     "BlockGate",

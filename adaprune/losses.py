@@ -10,10 +10,11 @@ from torch import Tensor, nn
 from adaprune.config import wrap_info
 from adaprune.record import last_record
 
-__all__ = ["sparsity_loss", "budget_loss", "spread_quantiles", "BUDGET_REDUCTIONS"]
+__all__ = ["sparsity_loss", "budget_loss", "spread_quantiles", "BUDGET_REDUCTIONS", "DEFAULT_SPREAD"]
 
 BudgetReduction = Literal["sample", "batch", "spread"]
 BUDGET_REDUCTIONS: tuple[str, ...] = ("sample", "batch", "spread")
+DEFAULT_SPREAD = 0.2   # half-width of the "spread" budget's target keep ratios
 
 
 def spread_quantiles(batch: int, beta: float, spread: float, like: Tensor) -> Tensor:
@@ -30,7 +31,7 @@ def spread_quantiles(batch: int, beta: float, spread: float, like: Tensor) -> Te
 
 
 def budget_loss(patch_keep: Tensor, layer_keep: Tensor, beta_patch: float, beta_layer: float,
-                reduction: BudgetReduction = "sample", spread: float = 0.2) -> Tensor:
+                reduction: BudgetReduction = "sample", spread: float = DEFAULT_SPREAD) -> Tensor:
     """AdaColViT's sparsity loss (eq. 13) from per-sample keep ratios.
 
     ``reduction="sample"`` holds every sample to the budget,
@@ -74,7 +75,7 @@ def budget_loss(patch_keep: Tensor, layer_keep: Tensor, beta_patch: float, beta_
 
 
 def sparsity_loss(vit: nn.Module, beta_patch: float = 0.5, beta_layer: float = 0.8,
-                  reduction: BudgetReduction = "sample", spread: float = 0.2) -> Tensor:
+                  reduction: BudgetReduction = "sample", spread: float = DEFAULT_SPREAD) -> Tensor:
     """Sparsity loss of the last forward of a wrapped ViT (paper eq. 13), on the keep ratios
     its record reports; call it after a training-mode forward so that gradients flow.
 

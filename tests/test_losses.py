@@ -111,4 +111,5 @@ def test_spread_budget_spreads_the_images_and_the_task_chooses_which_spend_more(
     keep_batch, _ = _train_gates("batch")
     assert float(keep[pull > 0].min()) > float(keep[pull < 0].max())  # the pulled-up images got the top ratios
     assert float(keep.mean()) == pytest.approx(0.5, abs=0.08)           # the mean is held to the budget
-    assert float(keep.max() - keep.min()) < float(keep_batch.max() - keep_batch.min())  # within the target's width
+    # the task's pull stretches the ends a little past the target's [0.3, 0.7], far less than the batch mean lets it
+    assert float(keep.max() - keep.min()) < float(keep_batch.max() - keep_batch.min())

@@ -57,6 +57,7 @@ class TrainConfig:
                                            # "batch" mean (lets compute follow the image) or on the batch's
                                            # "spread" (asks it to: uniform around the betas)
     budget_spread: float = 0.2             # "spread": half-width of the target keep ratios per image
+                                           # (adaprune.DEFAULT_SPREAD)
     # data
     data: str = "samples"                  # training image folder, or "samples" (scikit-image photos)
     val_data: Optional[str] = None         # validation folder (or "samples"); None: same as data

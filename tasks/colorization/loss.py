@@ -47,7 +47,7 @@ def colorization_loss(
         beta_patch: Optional[float] = None,
         beta_layer: Optional[float] = None,
         budget: str = "sample",
-        budget_spread: float = 0.2,
+        budget_spread: float = adaprune.DEFAULT_SPREAD,
 ) -> dict[str, Tensor]:
     """The named loss terms of one forward and their total.
 

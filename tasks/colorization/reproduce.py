@@ -203,7 +203,7 @@ def _models(paper: bool) -> list[_Model]:
                                         ("beta_layer", beta_layer)), short=True))
     models += [dataclasses.replace(m, name=name, label=f"{m.label}, {_FORM_LABELS[form]}",
                                    roles=("budget",), sets=m.sets + (f"budget={form}",),
-                                   tags=(("budget", form), ("pair", m.name)))
+                                   tags=(("budget", form), ("twin_of", m.name)))
                for m in models if m.name in _BUDGET_FORMS for form, name in _BUDGET_FORMS[m.name].items()]
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
@@ -926,7 +926,7 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
     twins: dict[str, list[Training]] = {}
     for t in scale.trainings:
         if "budget" in t.roles:
-            twins.setdefault(t.tag["pair"], []).append(t)
+            twins.setdefault(t.tag["twin_of"], []).append(t)
     for batch, others in twins.items():
         group = []
         for form, run in [("batch", batch)] + [(t.tag["budget"], t.name) for t in others]:

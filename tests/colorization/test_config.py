@@ -91,3 +91,13 @@ def test_recipe_files_reject_unknown_keys_and_loops(tmp_path: Path) -> None:
         load_recipe(loop)
     with pytest.raises(ValueError, match="shipped: .*smoke"):
         load_recipe("no-such-recipe")
+
+
+def test_budget_spread_defaults_to_the_librarys_and_is_range_checked() -> None:
+    import adaprune
+
+    assert TrainConfig().budget_spread == adaprune.DEFAULT_SPREAD   # config.py keeps torch out of its import
+    with pytest.raises(ValueError, match=r"budget_spread is a half-width of keep ratios in \[0, 0.5\], got 0.6"):
+        TrainConfig(budget="spread", budget_spread=0.6)
+    with pytest.raises(ValueError, match="budget must be sample, batch or spread, got 'mean'"):
+        TrainConfig(budget="mean")
