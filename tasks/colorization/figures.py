@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from adacolor.report import budget_form
+
 __all__ = ["fig4", "fig6", "fig7", "fig8", "budget", "write_figures"]
 
 _DPI = 90  # small PNGs: the cpu-scale figures are committed
@@ -195,10 +197,10 @@ def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
     for ax, group in zip(axes[0], groups):
         stats = [{"med": r["spread"]["median"], "q1": r["spread"]["p10"], "q3": r["spread"]["p90"],
                   "whislo": r["spread"]["min"], "whishi": r["spread"]["max"],
-                  "label": f"{r['budget']}\n{r['psnr@10']:.2f} dB\np90/p10 {r['p90/p10']:.2f}"}
+                  "label": f"{budget_form(r)}\n{r['psnr@10']:.2f} dB\np90/p10 {r['p90/p10']:.2f}"}
                  for r in group if "median" in r.get("spread", {})]
         ax.bxp(stats, showfliers=False, widths=0.5)
-        unboxed = [f"{r['budget']}: p90/p10 {r['p90/p10']:.3f}, {r['psnr@10']:.2f} dB (no quantiles kept)"
+        unboxed = [f"{budget_form(r)}: p90/p10 {r['p90/p10']:.3f}, {r['psnr@10']:.2f} dB (no quantiles kept)"
                    for r in group if "median" not in r.get("spread", {})]
         if unboxed:
             ax.set_xlabel("\n".join(unboxed), fontsize=6)

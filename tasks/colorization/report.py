@@ -26,6 +26,9 @@ __all__ = [
     "claim_learned_beats_random",
     "claim_compute_varies",
     "check_claims",
+    "budget_form",
+    "meets_budget_target",
+    "budget_section",
     "build_report",
 ]
 
@@ -312,6 +315,14 @@ _FORM_NAMES = {"batch": "batch mean", "sample": "per sample", "spread": "spread"
 BUDGET_PSNR_SLACK = 0.05   # dB of PSNR@10 below the per-sample form that the adaptivity target allows
 
 
+def budget_form(row: dict[str, Any], long: bool = False) -> str:
+    """A budget row's form: ``batch``, ``sample`` or ``spread ±0.2`` (its half-width when kept);
+    ``long``: in words (``batch mean``, ``per sample``, ``spread ±0.2``)."""
+    name = _FORM_NAMES.get(row["budget"], row["budget"]) if long else row["budget"]
+    width = row.get("budget_spread")
+    return f"{name} ±{width:g}" if row["budget"] == "spread" and width is not None else name
+
+
 def meets_budget_target(row: dict[str, Any], sample: dict[str, Any]) -> bool:
     """The adaptivity target of a budget form against the per-sample form at the same betas and
     length: p90 / p10 of per-image GFLOPs >= ``SPREAD_TARGET`` with PSNR@10 no more than
@@ -330,27 +341,25 @@ def budget_section(forms: dict[str, Any]) -> str:
     table = [r for group in forms["groups"] for r in group]
     if table:
         out.append(_table(["budget", "run", "GFLOPs", "PSNR@10", "GFLOPs p90 / p10", "layer patterns"],
-                          [[r["budget"], f"`{r['run']}`", _num(r["gflops"], 3), _num(r["psnr@10"]),
+                          [[budget_form(r), f"`{r['run']}`", _num(r["gflops"], 3), _num(r["psnr@10"]),
                             _num(r["p90/p10"], 3), str(r["layer_patterns"])] for r in table]))
         out.append("\nEach group has the same betas and training length; the sparsity budget is held per image "
                    "(`sample`, eq. 13 as written), on the batch mean (`batch`) or on the batch's distribution, "
-                   "uniform around the betas (`spread`, a distributional prior that asks for compute to differ "
-                   f"between images). The target: p90 / p10 >= {SPREAD_TARGET:g} with PSNR@10 no more than "
+                   "uniform around the betas with the half-width given, clipped so that it stays in [0, 1] "
+                   "(`spread`, a distributional prior that asks for compute to differ between images). The "
+                   f"target: p90 / p10 >= {SPREAD_TARGET:g} with PSNR@10 no more than "
                    f"{BUDGET_PSNR_SLACK:g} dB below the per-sample form.\n")
     for group in forms["groups"]:
-        rows = {r["budget"]: r for r in group}
-        sample = rows.get("sample")
-        if sample is None or len(rows) < 2:
+        sample = next((r for r in group if r["budget"] == "sample"), None)
+        others = [r for r in group if r is not sample]
+        if sample is None or not others:
             continue
         parts = []
-        for form, r in rows.items():
-            if form == "sample":
-                continue
+        for r in others:
             delta = r["psnr@10"] - sample["psnr@10"]
-            parts.append(f"{_FORM_NAMES.get(form, form)} (`{r['run']}`): p90 / p10 {r['p90/p10']:.3f}, "
+            parts.append(f"{budget_form(r, long=True)} (`{r['run']}`): p90 / p10 {r['p90/p10']:.3f}, "
                          f"PSNR@10 {delta:+.3f} dB at {r['gflops'] / sample['gflops']:.2f}x the GFLOPs")
-        meets = [f"the {_FORM_NAMES.get(f, f)} form" for f, r in rows.items()
-                 if f != "sample" and meets_budget_target(r, sample)]
+        meets = [f"the {budget_form(r, long=True)} form" for r in others if meets_budget_target(r, sample)]
         verdict = f"{' and '.join(meets) or 'no form'} {'meets' if len(meets) < 2 else 'meet'} the target"
         out.append(f"\n- Against per sample (`{sample['run']}`, p90 / p10 {sample['p90/p10']:.3f}): " + "; ".join(parts)
                    + f". {verdict[0].upper()}{verdict[1:]}.\n")
@@ -431,6 +440,12 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     if st.get("repeats"):
         out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
                    f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
+    built = [r["label"] for r in t2["rows"] if r.get("weights") == "architecture"]
+    if built:
+        out.append(f"\n{', '.join(built)}: timed as built from {'its' if len(built) == 1 else 'their'} recipe, "
+                   f"{'its' if len(built) == 1 else 'their'} checkpoint being gone (results restored from the "
+                   f"evidence); a network without gates does the same work whatever its weights, so its latency "
+                   f"is that of the trained one. PSNR@10 is the trained model's.\n")
     out.append(_missing_line(t2))
 
     # Table 3

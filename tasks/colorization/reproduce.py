@@ -151,12 +151,29 @@ _FIG6 = {
     "layer": ((1.0, 0.6), (1.0, 0.8), (1.0, 0.9)),
 }
 _VARIANT_SETS = {"patch+layer": (), "patch": ("layer_skip=false",), "layer": ("patch_groups=1",)}
-# The budget forms (issue item 3): these models again with the per-sample budget (eq. 13 read
-# per image) and with the spread budget (a uniform target around the betas) in place of the cpu
-# recipe's batch mean, everything else theirs. {model: {form: run name}}
-_BUDGET_FORMS = {"adacolvit-t": {"sample": "adacolvit-t-sample", "spread": "adacolvit-t-spread"},
-                 "fig6-pl-p50-l80": {"sample": "budget-sample-pl-p50-l80", "spread": "budget-spread-pl-p50-l80"}}
-_FORM_LABELS = {"sample": "per-sample budget", "spread": "spread budget"}
+# The budget forms (issue item 3). The cpu recipe holds the spread budget (a uniform target around
+# the betas); at the cpu scale (and the tiny one, which mirrors it) the ablations (Tables 3 and 4,
+# Fig. 6) keep the batch mean they were trained with, so that they compare among themselves:
+# AdaColViT-T's twin with that form is then Table 4's G = 2 row. At the paper scale everything has
+# the recipe's budget. {model: ((form, half-width or None for the recipe's, run name), ...)}: the
+# model again with each form in place of its own, everything else its (a twin that comes out equal
+# to its model at a scale is not trained); the last two are an open sweep of the half-width.
+_ABLATION_BUDGET = {"tiny": "batch", "cpu": "batch", "paper": None}
+_BUDGET_FORMS = {
+    "adacolvit-t": (("batch", None, "adacolvit-t-batch"), ("sample", None, "adacolvit-t-sample")),
+    "fig6-pl-p50-l80": (("sample", None, "budget-sample-pl-p50-l80"), ("spread", None, "budget-spread-pl-p50-l80"),
+                        ("spread", 0.35, "budget-spread35-pl-p50-l80"), ("spread", 0.5, "budget-spread50-pl-p50-l80")),
+}
+_FORM_LABELS = {"batch": "batch-mean budget", "sample": "per-sample budget", "spread": "spread budget"}
+
+
+def _merged(*groups: Sequence[str]) -> tuple[str, ...]:
+    """``--set`` strings in order, a later ``key=`` replacing an earlier one of the same key."""
+    merged: dict[str, str] = {}
+    for text in (t for g in groups for t in g):
+        merged.pop(text.split("=", 1)[0], None)
+        merged[text.split("=", 1)[0]] = text
+    return tuple(merged.values())
 
 
 @dataclass(frozen=True)
@@ -171,11 +188,14 @@ class _Model:
     short: bool = False   # cpu scale: the Fig. 6 length (_FIG6_CPU_EPOCHS), not the recipe's
 
 
-def _models(paper: bool) -> list[_Model]:
-    """The suite's models; ``paper`` adds the larger iColoriT / AdaColViT / SwinIR / Uformer."""
+def _models(paper: bool, ablation_budget: Optional[str] = None) -> list[_Model]:
+    """The suite's models; ``paper`` adds the larger iColoriT / AdaColViT / SwinIR / Uformer;
+    ``ablation_budget``: the budget form of the ablations (None: the recipe's)."""
+    ablation = () if ablation_budget is None else (f"budget={ablation_budget}",)
     models = [
         _Model("icolorit-t", "iColoriT-T", "icolorit-t", _MAIN),
-        _Model("adacolvit-t", "AdaColViT-T", "adacolvit-t", _MAIN + ("table4", "fig7", "fig8"), (),
+        _Model("adacolvit-t", "AdaColViT-T", "adacolvit-t",
+               _MAIN + ("fig7", "fig8") + (("table4",) if ablation_budget is None else ()), (),
                (("groups", 2), ("beta_patch", 0.5), ("beta_layer", 0.8))),
         _Model("swinir-t", "SwinIR-T", "swinir-t", ("fig4", "table1", "table2"), vit=False),
         _Model("uformer-t", "Uformer-T", "uformer-t", ("fig4", "table1", "table2"), vit=False),
@@ -183,11 +203,12 @@ def _models(paper: bool) -> list[_Model]:
         _Model("adavit-t", "AdaViT-T", "adavit-t", ("table3",)),
         _Model("avit-t", "A-ViT-T", "avit-t", ("table3",)),
         _Model("adacolvit-t-t3", "AdaColViT-T", "adacolvit-t", ("table3",),
-               (f"beta_patch={_TABLE3_BETAS[0]}", f"beta_layer={_TABLE3_BETAS[1]}"),
+               (f"beta_patch={_TABLE3_BETAS[0]}", f"beta_layer={_TABLE3_BETAS[1]}") + ablation,
                (("beta_patch", _TABLE3_BETAS[0]), ("beta_layer", _TABLE3_BETAS[1]))),
     ]
     models += [_Model(f"adacolvit-t-g{g}", f"AdaColViT-T (G={g})", "adacolvit-t", ("table4",),
-                      (f"patch_groups={g}", f"beta_patch={beta}"), (("groups", g), ("beta_patch", beta)))
+                      (f"patch_groups={g}", f"beta_patch={beta}") + ablation,
+                      (("groups", g), ("beta_patch", beta)))
                for g, beta in _GROUPS]
     for variant, budgets in _FIG6.items():
         short = {"patch+layer": "pl", "patch": "p", "layer": "l"}[variant]
@@ -197,14 +218,13 @@ def _models(paper: bool) -> list[_Model]:
                 sets += (f"beta_patch={beta_patch}",)
             if variant != "patch":
                 sets += (f"beta_layer={beta_layer}",)
+            sets += ablation
             name = f"fig6-{short}-p{round(beta_patch * 100)}-l{round(beta_layer * 100)}"
             models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t", ("fig6",),
                                  sets, (("variant", variant), ("beta_patch", beta_patch),
                                         ("beta_layer", beta_layer)), short=True))
-    models += [dataclasses.replace(m, name=name, label=f"{m.label}, {_FORM_LABELS[form]}",
-                                   roles=("budget",), sets=m.sets + (f"budget={form}",),
-                                   tags=(("budget", form), ("twin_of", m.name)))
-               for m in models if m.name in _BUDGET_FORMS for form, name in _BUDGET_FORMS[m.name].items()]
+    models += [_twin(m, form, width, name, table4=m.name == "adacolvit-t" and form == ablation_budget)
+               for m in models if m.name in _BUDGET_FORMS for form, width, name in _BUDGET_FORMS[m.name]]
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
                    for n, label in (("icolorit-t-d6", "iColoriT-T (6 blocks)"), ("icolorit-t-d24", "iColoriT-T (24 blocks)"),
@@ -213,13 +233,26 @@ def _models(paper: bool) -> list[_Model]:
     return models
 
 
-# training minutes on the 2-core machine: the recipes' comments (icolorit-t, adacolvit-t) and this
-# suite's own runs (swinir-t 75, dynamicvit-t 44, adavit-t 49, avit-t 48, adacolvit-t-t3 48,
-# adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its 1,475 steps at the 12.8 img/s it measured
-# alone, 81 wall with the cores shared for its first 20 minutes; adacolvit-t-spread 55: its 3,540
-# steps at its median 34 img/s, 79 wall with the test suite sharing the cores); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 39, "adacolvit-t-sample": 39, "adacolvit-t-spread": 55, "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44,
-                "adavit-t": 49, "avit-t": 48, "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
+def _twin(model: _Model, form: str, width: Optional[float], name: str, table4: bool = False) -> _Model:
+    """``model`` trained with another budget ``form`` (and spread half-width), everything else its;
+    ``table4``: it is Table 4's G = 2 row."""
+    sets = _merged(model.sets, (f"budget={form}",), () if width is None else (f"budget_spread={width:g}",))
+    label = _FORM_LABELS[form] + ("" if width is None else f" (half-width {width:g})")
+    tags = model.tags + (("budget", form), ("twin_of", model.name)) + \
+        (() if width is None else (("budget_spread", width),))
+    roles = ("budget",) + (("table4",) if table4 else ())
+    return dataclasses.replace(model, name=name, label=f"{model.label}, {label}", roles=roles, sets=sets, tags=tags)
+
+
+# training minutes on the 2-core machine: the recipes' comments (icolorit-t; adacolvit-t-batch, the
+# cpu recipe before the spread budget) and this suite's own runs (swinir-t 75, dynamicvit-t 44,
+# adavit-t 49, avit-t 48, adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its
+# 1,475 steps at the 12.8 img/s it measured alone, 81 wall with the cores shared for its first 20
+# minutes; adacolvit-t 55 with the spread budget: its 3,540 steps at its median 34 img/s, 79 wall
+# with the test suite sharing the cores); fig6 runs are 2 epochs
+_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 55, "adacolvit-t-batch": 39, "adacolvit-t-sample": 39,
+                "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44, "adavit-t": 49, "avit-t": 48,
+                "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
 # plumbing then sees real token and layer decisions, not keep-everything)
@@ -230,13 +263,35 @@ _TINY_VIT = ("patch_size=8", "depth=4")
 
 _CPU_WHY = (
     "The cpu scale trains the Tiny models only, at 112 px on Imagenette: iColoriT-T and AdaColViT-T "
-    "(the paper's main pair), SwinIR-T and Uformer-T (one restoration transformer of each kind, an hour "
-    "or more each), the three token-pruning baselines and an AdaColViT-T at their budget (Table 3), "
-    "AdaColViT-T at G = 4 and 8 (Table 4) and nine short (2-epoch) AdaColViT-T trainings for Fig. 6, "
-    "whose learned-against-random comparison is within each model and so needs no full-length "
-    "training, and AdaColViT-T with the per-sample and the spread budget beside the batch-mean one the "
-    "recipes use, at both lengths (12 and 2 epochs). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) "
-    "would not fit the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
+    "(the paper's main pair; AdaColViT-T with its recipe's spread budget), SwinIR-T and Uformer-T (one "
+    "restoration transformer of each kind, an hour or more each), the three token-pruning baselines and an "
+    "AdaColViT-T at their budget (Table 3), AdaColViT-T at G = 4 and 8 (Table 4) and nine short (2-epoch) "
+    "AdaColViT-T trainings for Fig. 6, whose learned-against-random comparison is within each model and so "
+    "needs no full-length training. The ablations (Tables 3 and 4, Fig. 6) hold the sparsity budget on the "
+    "batch mean, the form the cpu recipe used before the spread budget: they compare among themselves, "
+    "Table 4's G = 2 row being AdaColViT-T's batch-mean twin, and retraining them would cost about 4 more hours. "
+    "The budget forms are compared on AdaColViT-T (12 epochs: batch mean and per sample beside the spread) and "
+    "on one Fig. 6 budget (2 epochs: per sample and spread at half-widths 0.2, 0.35 and 0.5 beside the batch "
+    "mean). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) would not fit "
+    "the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
+
+
+def _cpu_budget() -> tuple[str, str]:
+    """The budget of the ``cpu-adacolvit-t`` recipe as ``--set`` strings."""
+    from adacolor.config import make_config
+
+    config = make_config("cpu-adacolvit-t")
+    return f"budget={config.budget}", f"budget_spread={config.budget_spread:g}"
+
+
+def _without_repeats(trainings: list[Training]) -> list[Training]:
+    """``trainings`` less the budget twins that come out equal to their model (the same config),
+    e.g. the per-sample twin where the recipe's budget is per sample."""
+    from adacolor.config import make_config
+
+    own = {t.name: make_config(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
+    return [t for t in trainings
+            if "twin_of" not in t.tag or make_config(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
 
 
 def make_scale(name: str, data: Optional[str] = None) -> Scale:
@@ -253,11 +308,11 @@ def make_scale(name: str, data: Optional[str] = None) -> Scale:
     if data is not None and name != "paper":
         raise ValueError("--data applies to --scale paper (an ImageNet root with train/ and val/)")
     trainings = []
-    for m in _models(paper=name == "paper"):
+    for m in _models(paper=name == "paper", ablation_budget=_ABLATION_BUDGET[name]):
         if name == "tiny":
-            recipe = "smoke"   # AdaColViT-T's budget as its cpu recipe's (the batch mean) unless overridden
-            sets = (f"model={m.model}",) + _TINY_SETS + (_TINY_VIT if m.vit else ()) + \
-                (("budget=batch",) if m.model == "adacolvit-t" else ()) + m.sets
+            recipe = "smoke"   # AdaColViT-T's budget as its cpu recipe's unless overridden
+            sets = _merged((f"model={m.model}",), _TINY_SETS, _TINY_VIT if m.vit else (),
+                           _cpu_budget() if m.model == "adacolvit-t" else (), m.sets)
             minutes = 0.05
         elif name == "cpu":
             base = "adacolvit-t" if m.model == "adacolvit-t" else m.model
@@ -271,6 +326,7 @@ def make_scale(name: str, data: Optional[str] = None) -> Scale:
             else:
                 sets = ("data=shared:imagenette/train",) + sets
         trainings.append(Training(m.name, m.label, recipe, sets, m.roles, m.tags, minutes))
+    trainings = _without_repeats(trainings)
     transfer = (("Oxford flowers", "shared:flowers17-subset/test"), ("CUB-200", "shared:cub200-subset/test"))
     if name == "tiny":
         return Scale("tiny", "tiny (plumbing check, not numbers): 64 px, 4-block ViTs with 8 px patches, "
@@ -463,9 +519,32 @@ def run_done(run: Run, out: Path, scale: Scale, pending: Collection[str] = ()) -
     if result is None:
         return False
     if run.kind == "bench":
-        covered = {t for t in run.trainings if t in pending or training_done(train_dir(out, t))}
+        covered = {t for t in run.trainings if t in pending or _bench_source(_training(scale, t), out) is not None}
         return covered <= set(result.get("models", {}))
     return True
+
+
+def _training(scale: Scale, name: str) -> Training:
+    return next(t for t in scale.trainings if t.name == name)
+
+
+def _bench_source(training: Training, out: Path) -> Optional[str]:
+    """Where a bench gets a Table 2 model from: ``"checkpoint"`` (its training is finished in
+    ``out``), ``"architecture"`` (restored from the evidence without its checkpoint, and dense:
+    weights do not change the work of a network without gates, so it is timed as built from its
+    config), or None: not trained, or restored but adaptive (its decisions, and so its time,
+    depend on its weights)."""
+    folder = train_dir(out, training.name)
+    if training_done(folder):
+        return "checkpoint"
+    from adacolor.evidence import restored_training
+
+    if restored_training(folder) is None:
+        return None
+    from adacolor.config import make_config
+    from adacolor.model import get_spec
+
+    return None if get_spec(make_config(training.recipe, training.overrides).model).adaptive else "architecture"
 
 
 # -- evaluations -----------------------------------------------------------------------------
@@ -657,13 +736,21 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
     from adacolor.bench import bench_input, bench_model
     from adacolor.model import load_colorizer
 
+    from adacolor.config import make_config
+    from adacolor.model import create_colorizer
+
     models: dict[str, Any] = {}
     inputs: dict[int, Any] = {}
     for name in run.trainings:
-        folder = train_dir(out, name)
-        if not training_done(folder):
+        training = _training(scale, name)
+        source = _bench_source(training, out)
+        if source is None:
             continue
-        model = load_colorizer(folder / "checkpoint.pt")
+        if source == "checkpoint":
+            model = load_colorizer(train_dir(out, name) / "checkpoint.pt")
+        else:
+            config = make_config(training.recipe, training.overrides)
+            model = create_colorizer(config.model, **config.model_options()).eval()
         size = model.image_size[0]
         if size not in inputs:
             inputs[size] = bench_input(size)
@@ -673,7 +760,7 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
         models[name] = {"gflops": repeats[0]["gflops"], "latency_ms": latencies,
                         "latency_ms_mean": statistics.fmean(latencies),
                         "latency_ms_std": statistics.stdev(latencies) if len(latencies) > 1 else 0.0,
-                        "policy": repeats[0]["policy"], "image_size": size}
+                        "policy": repeats[0]["policy"], "image_size": size, "weights": source}
     return {"threads": 1, "batch": 1, "runs": scale.bench_runs, "warmup": scale.bench_warmup,
             "repeats": scale.bench_repeats, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "models": models}
@@ -747,19 +834,21 @@ def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]]
     return status
 
 
-def _missing_inputs(run: Run, out: Path) -> list[str]:
+def _missing_inputs(run: Run, out: Path, scale: Scale) -> list[str]:
     """What ``run`` needs that ``out`` lacks: its trainings' checkpoints and, for ``random``, its
-    ``compute`` result. A bench times whichever of its models are trained, but none while one is
-    restored without its checkpoint (Table 2 times its models in one process)."""
+    ``compute`` result. A bench times whichever of its models are trained (a dense one restored
+    without its checkpoint as built from its config), but none while an adaptive one is restored
+    without its checkpoint (Table 2 times its models in one process)."""
     if isinstance(run, Training):
         return []
     if run.kind == "bench":
         from adacolor.evidence import RESTORED, restored_training
 
-        return [f"the checkpoint of {t} (its results were restored from the evidence without it, and Table 2 "
-                f"times every model in one process: delete {train_dir(out, t) / RESTORED} to retrain it)"
-                for t in run.trainings
-                if not training_done(train_dir(out, t)) and restored_training(train_dir(out, t)) is not None]
+        return [f"the checkpoint of {t} (its results were restored from the evidence without it; its gates' "
+                f"decisions depend on its weights, and Table 2 times every model in one process: delete "
+                f"{train_dir(out, t) / RESTORED} to retrain it)"
+                for t in run.trainings if restored_training(train_dir(out, t)) is not None
+                and _bench_source(_training(scale, t), out) is None]
     missing = [t for t in run.trainings if not training_done(train_dir(out, t))]
     compute = _compute_input(run)
     if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
@@ -778,7 +867,7 @@ def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict],
     if run_done(run, out, scale):   # finished meanwhile, e.g. by another suite on the same DIR
         _say(f"{number} {what} {run.name}: already done meanwhile")
         return "skipped"
-    missing = _missing_inputs(run, out)
+    missing = _missing_inputs(run, out, scale)
     if missing:
         _say(f"{number} {what} {run.name}: skipped, needs {', '.join(missing)}")
         return "blocked"
@@ -853,7 +942,8 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
         if b is not None:
             table2.append({"run": t.name, "label": t.label, "gflops": b["gflops"],
                            "latency_ms_mean": b["latency_ms_mean"], "latency_ms_std": b["latency_ms_std"],
-                           "latency_ms": b["latency_ms"], "psnr@10": q.get("psnr@10") if q else None})
+                           "latency_ms": b["latency_ms"], "psnr@10": q.get("psnr@10") if q else None,
+                           "weights": b.get("weights", "checkpoint")})
     results["table2"] = {"rows": table2, "missing": [t.name for t in scale.trainings if "table2" in t.roles
                                                      and t.name not in bench["models"]],
                          "settings": {key: bench.get(key) for key in ("threads", "batch", "runs", "warmup",
@@ -918,23 +1008,29 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
 
 
 def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
-    """The budget forms side by side, in groups at the same betas and length: per group the
-    batch-mean model first, then its per-sample and spread twins, one row each (run, GFLOPs and
-    PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run is left
-    out of its group and named in ``missing``."""
+    """The budget forms side by side, in groups at the same betas and length: per group the model
+    with its own form first, then its twins, one row each (run, form and spread half-width,
+    GFLOPs and PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run
+    is left out of its group and named in ``missing``."""
+    from adacolor.config import make_config
+
     forms: dict[str, Any] = {"groups": [], "missing": []}
     twins: dict[str, list[Training]] = {}
     for t in scale.trainings:
         if "budget" in t.roles:
             twins.setdefault(t.tag["twin_of"], []).append(t)
-    for batch, others in twins.items():
+    by_name = {t.name: t for t in scale.trainings}
+    for base, others in twins.items():
         group = []
-        for form, run in [("batch", batch)] + [(t.tag["budget"], t.name) for t in others]:
-            quality, compute = result(f"quality-{run}"), result(f"compute-{run}")
+        for t in [by_name[base]] + others:
+            quality, compute = result(f"quality-{t.name}"), result(f"compute-{t.name}")
             if quality is None or compute is None:
-                forms["missing"].append(run)
+                forms["missing"].append(t.name)
                 continue
-            group.append({"budget": form, "run": run, "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
+            config = make_config(t.recipe, t.overrides)
+            group.append({"budget": config.budget, "run": t.name,
+                          "budget_spread": config.budget_spread if config.budget == "spread" else None,
+                          "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
                           "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"],
                           "spread": compute["spread"]})
         forms["groups"].append(group)

@@ -1,6 +1,6 @@
 """Ship a trained checkpoint: ``python -m adacolor.weights export CKPT --name NAME --description TEXT``.
 
-    python -m adacolor.weights export runs/cpu-adacolvit-t-batch/checkpoint.pt --name adacolvit-t-cpu \\
+    python -m adacolor.weights export runs/cpu-adacolvit-t/checkpoint.pt --name adacolvit-t-cpu \\
         --description "AdaColViT-T, 112 px, Imagenette (cpu recipe)" --metrics runs/eval/metrics.json
     python -m adacolor.weights list
 
@@ -23,7 +23,7 @@ def _training_facts(checkpoint: Path) -> dict:
     facts = {"step": state.get("step")}
     if isinstance(state.get("config"), dict):
         config = state["config"]
-        keep = ("model", "data", "image_size", "batch_size", "epochs", "lr", "budget", "beta_patch",
+        keep = ("model", "data", "image_size", "batch_size", "epochs", "lr", "budget", "budget_spread", "beta_patch",
                 "beta_layer", "min_hints", "max_hints", "hint_size", "seed")
         facts["config"] = {key: config[key] for key in keep if key in config}
     return facts
