@@ -193,7 +193,9 @@ def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
     if not groups:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.3), squeeze=False, sharey=True)
+    widths = [max(1, sum("median" in r.get("spread", {}) for r in g)) for g in groups]   # boxes per panel
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.25 * sum(widths) + 1.2 * len(groups), 3.4), squeeze=False,
+                             sharey=True, gridspec_kw={"width_ratios": widths})
     for ax, group in zip(axes[0], groups):
         stats = [{"med": r["spread"]["median"], "q1": r["spread"]["p10"], "q3": r["spread"]["p90"],
                   "whislo": r["spread"]["min"], "whishi": r["spread"]["max"],

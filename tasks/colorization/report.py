@@ -16,6 +16,9 @@ from typing import Any, Iterable, Optional, Sequence
 __all__ = [
     "PAPER",
     "spread",
+    "ranks",
+    "rank_correlation",
+    "colour_dependence",
     "gate_margins",
     "claim_efficiency",
     "claim_transfer",
@@ -69,6 +72,43 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     p10, p90 = percentile(0.1), percentile(0.9)
     return {"min": ordered[0], "p10": p10, "median": percentile(0.5), "p90": p90, "max": ordered[-1],
             "mean": sum(ordered) / len(ordered), "p90/p10": p90 / p10 if p10 > 0 else math.inf}
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks of ``values``, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            out[i] = (start + end) / 2 + 1
+        start = end + 1
+    return out
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: the Pearson correlation of the ranks (ties averaged); nan when either is
+    constant. ValueError for lengths that differ or under 2 values."""
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"rank correlation needs two equally long sequences of 2 or more, got {len(x)} and {len(y)}")
+    rx, ry = ranks(x), ranks(y)
+    mean = (len(rx) + 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry))
+    norm = math.sqrt(sum((a - mean) ** 2 for a in rx) * sum((b - mean) ** 2 for b in ry))
+    return cov / norm if norm > 0 else math.nan
+
+
+def colour_dependence(gflops: Sequence[float], chroma: Sequence[float]) -> dict[str, float]:
+    """Whether per-image compute follows the photo's colourfulness: Spearman's rho of GFLOPs
+    against mean chroma, and the mean GFLOPs of the least and the most colourful tenth."""
+    by_chroma = sorted(range(len(chroma)), key=lambda i: chroma[i])
+    tenth = max(1, len(by_chroma) // 10)
+    return {"spearman": rank_correlation(gflops, chroma),
+            "least_colourful_gflops": sum(gflops[i] for i in by_chroma[:tenth]) / tenth,
+            "most_colourful_gflops": sum(gflops[i] for i in by_chroma[-tenth:]) / tenth, "tenth": tenth}
 
 
 def gate_margins(logits: Sequence[Sequence[float]]) -> dict[str, Any]:
@@ -465,9 +505,14 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     t4 = results["table4"]
     k = t4["k"]
     out.append(f"\n## Table 4: number of channel groups G\n\n")
-    rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")),
-             _num(r.get(f"lpips@{k}"), 4)] for r in t4["rows"]]
-    out.append(_table(["G", "beta_patch", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
+    overrides = {m["run"]: m.get("overrides", []) for m in s.get("models", [])}
+
+    def budget(run: str) -> str:
+        return next((o.split("=", 1)[1] for o in overrides.get(run, []) if o.startswith("budget=")), "recipe's")
+
+    rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), f"`{r['run']}`", budget(r["run"]),
+             _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4)] for r in t4["rows"]]
+    out.append(_table(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
     out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs; the paper's best is G = "
                f"{PAPER['table4_best_groups']}.\n" + _missing_line(t4))
 
@@ -513,13 +558,22 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
             out.append(f"\nLayer gates (eval, sigmoid > 0.5): of {gates['sublayers']} attention / FFN sub-layers, "
                        f"{gates['always_run']} run for every image, {gates['never_run']} for none and "
                        f"{gates['switching']} switch between images.{closest}\n")
+        colour = f7.get("colour")
+        if colour is not None and not math.isnan(colour["spearman"]):
+            rho = colour["spearman"]
+            trend = ("the more colourful the photo, the more compute" if rho > 0.1 else
+                     "the duller the photo, the more compute" if rho < -0.1 else "no clear trend")
+            out.append(f"\nWhat compute follows: against the photo's colourfulness (the mean chroma of its true "
+                       f"colours), Spearman's rho = {rho:+.2f} ({trend}); the least colourful tenth of the photos "
+                       f"({colour['tenth']}) averages {colour['least_colourful_gflops']:.4f} GFLOPs, the most "
+                       f"colourful tenth {colour['most_colourful_gflops']:.4f}.\n")
         others = [(e["run"], e["learned"]["p90/p10"]) for rows in results.get("fig6", {}).get("variants", {}).values()
                   for e in rows if e["learned"].get("p90/p10") is not None]
         if others:
             low, high = min(others, key=lambda o: o[1]), max(others, key=lambda o: o[1])
             reach = sum(ratio >= SPREAD_TARGET for _, ratio in others)
-            out.append(f"\nThe other trained gates: over the {len(others)} Fig. 6 models (other budgets and selections, "
-                       f"same budget loss), p90 / p10 of per-image GFLOPs is {low[1]:.3f} (`{low[0]}`) to "
+            out.append(f"\nThe other trained gates: over the {len(others)} Fig. 6 models (other betas and "
+                       f"selections), p90 / p10 of per-image GFLOPs is {low[1]:.3f} (`{low[0]}`) to "
                        f"{high[1]:.3f} (`{high[0]}`); {reach} of them reach {SPREAD_TARGET:g}.\n")
         out.append(_figure("fig7", "Fig. 7: the images with the least and the most GFLOPs", figures, present))
     out.append(_missing_line(f7))

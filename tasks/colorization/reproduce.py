@@ -157,10 +157,12 @@ _VARIANT_SETS = {"patch+layer": (), "patch": ("layer_skip=false",), "layer": ("p
 # AdaColViT-T's twin with that form is then Table 4's G = 2 row. At the paper scale everything has
 # the recipe's budget. {model: ((form, half-width or None for the recipe's, run name), ...)}: the
 # model again with each form in place of its own, everything else its (a twin that comes out equal
-# to its model at a scale is not trained); the last two are an open sweep of the half-width.
+# to its model at a scale is not trained). The spread half-widths beyond the recipe's 0.2 are an
+# open sweep (2 epochs: 0.35 and 0.5; 12 epochs: 0.5, the widest the betas allow for patches).
 _ABLATION_BUDGET = {"tiny": "batch", "cpu": "batch", "paper": None}
 _BUDGET_FORMS = {
-    "adacolvit-t": (("batch", None, "adacolvit-t-batch"), ("sample", None, "adacolvit-t-sample")),
+    "adacolvit-t": (("batch", None, "adacolvit-t-batch"), ("sample", None, "adacolvit-t-sample"),
+                    ("spread", 0.5, "adacolvit-t-spread50")),
     "fig6-pl-p50-l80": (("sample", None, "budget-sample-pl-p50-l80"), ("spread", None, "budget-spread-pl-p50-l80"),
                         ("spread", 0.35, "budget-spread35-pl-p50-l80"), ("spread", 0.5, "budget-spread50-pl-p50-l80")),
 }
@@ -251,6 +253,7 @@ def _twin(model: _Model, form: str, width: Optional[float], name: str, table4: b
 # minutes; adacolvit-t 55 with the spread budget: its 3,540 steps at its median 34 img/s, 79 wall
 # with the test suite sharing the cores); fig6 runs are 2 epochs
 _CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 55, "adacolvit-t-batch": 39, "adacolvit-t-sample": 39,
+                "adacolvit-t-spread50": 55,
                 "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44, "adavit-t": 49, "avit-t": 48,
                 "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
@@ -276,22 +279,28 @@ _CPU_WHY = (
     "the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
 
 
+def _config_values(recipe: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The config fields a training of ``recipe`` with ``overrides`` gets (``make_config``'s
+    values without building the config, which checks the model against the registry: no torch,
+    so that ``adacolor reproduce --help`` starts fast)."""
+    from adacolor.config import TrainConfig, load_recipe, parse_overrides
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return defaults | load_recipe(recipe) | parse_overrides(overrides)
+
+
 def _cpu_budget() -> tuple[str, str]:
     """The budget of the ``cpu-adacolvit-t`` recipe as ``--set`` strings."""
-    from adacolor.config import make_config
-
-    config = make_config("cpu-adacolvit-t")
-    return f"budget={config.budget}", f"budget_spread={config.budget_spread:g}"
+    values = _config_values("cpu-adacolvit-t")
+    return f"budget={values['budget']}", f"budget_spread={values['budget_spread']:g}"
 
 
 def _without_repeats(trainings: list[Training]) -> list[Training]:
     """``trainings`` less the budget twins that come out equal to their model (the same config),
     e.g. the per-sample twin where the recipe's budget is per sample."""
-    from adacolor.config import make_config
-
-    own = {t.name: make_config(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
+    own = {t.name: _config_values(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
     return [t for t in trainings
-            if "twin_of" not in t.tag or make_config(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
+            if "twin_of" not in t.tag or _config_values(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
 
 
 def make_scale(name: str, data: Optional[str] = None) -> Scale:
@@ -594,7 +603,8 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
     """Per-image GFLOPs and decisions of a model on a dataset at ``k`` hints (eval mode).
 
     Returns:
-        ``{"gflops", "patch_keep", "layer_keep": [per image], "layer_patterns": [per image, a
+        ``{"gflops", "patch_keep", "layer_keep", "chroma": [per image; chroma: the photo's mean
+        |ab|, its colourfulness], "layer_patterns": [per image, a
         string of 0/1 per sub-layer], "ffn_maps": (N, rows, cols) float FFN keep masks of
         ``block`` (1-based), or None for a dense or token-free model, "layer_logits": (N, 2L)
         eval logits of the layer-skip gates (attention, FFN per block), or None without them}``.
@@ -610,7 +620,7 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
     from adaprune.gates import LayerSkipGate
 
     model.eval()
-    gflops, patch, layer, patterns, maps = [], [], [], [], []
+    gflops, patch, layer, patterns, maps, chroma = [], [], [], [], [], []
     gates = [m for m in model.modules() if isinstance(m, LayerSkipGate)]
     logits: list[Any] = []
     seen = 0
@@ -624,6 +634,7 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
             # a batch-1 compiled step reads the gate's weights without calling it: no logits then
             logits.append(torch.cat(called, dim=1) if gates and len(called) == len(gates) else None)
             gflops += colorizer_gflops(model, rgb.shape[0]).tolist()
+            chroma += ab.norm(dim=1).flatten(1).mean(dim=1).tolist()
             if getattr(model, "adaptive", False):
                 record = adaprune.last_record(model.backbone)
                 patch += record.patch_keep.float().tolist()
@@ -635,7 +646,7 @@ def per_image_compute(model: Any, dataset: Any, hint_sets: Any, k: int, batch_si
                     maps.append(masks[:, 1].float().unflatten(1, record.grid_size).numpy())
             seen += rgb.shape[0]
     complete = bool(logits) and all(x is not None for x in logits)
-    return {"gflops": gflops, "patch_keep": patch, "layer_keep": layer, "layer_patterns": patterns,
+    return {"gflops": gflops, "patch_keep": patch, "layer_keep": layer, "chroma": chroma, "layer_patterns": patterns,
             "ffn_maps": np.concatenate(maps) if maps else None,
             "layer_logits": torch.cat(logits).numpy() if complete else None}
 
@@ -675,7 +686,7 @@ def _colorized(model: Any, dataset: Any, hint_sets: Any, k: int, indices: Sequen
 def _compute(model: Any, run: Evaluation, out: Path, scale: Scale, folder: Path) -> dict[str, Any]:
     import numpy as np
 
-    from adacolor.report import gate_margins, spread
+    from adacolor.report import colour_dependence, gate_margins, spread
 
     size = model.image_size[0]
     dataset = _dataset(run.data, size, run.images)
@@ -700,6 +711,7 @@ def _compute(model: Any, run: Evaluation, out: Path, scale: Scale, folder: Path)
     result = {
         "k": k, "images": len(dataset), "gflops_per_image": [round(g, 6) for g in stats["gflops"]],
         "spread": spread(stats["gflops"]),
+        "colour": colour_dependence(stats["gflops"], stats["chroma"]) if len(dataset) > 1 else None,
         "patch_keep": float(np.mean(stats["patch_keep"])) if stats["patch_keep"] else 1.0,
         "layer_keep": float(np.mean(stats["layer_keep"])) if stats["layer_keep"] else 1.0,
         "layer_patterns": len(set(patterns)),
@@ -972,7 +984,8 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
         results["fig7"] = {"run": fig7_model.name, "label": fig7_model.label, "k": compute["k"],
                            "images": compute["images"], "spread": compute["spread"],
                            "layer_patterns": compute["layer_patterns"],
-                           "layer_gates": compute.get("layer_gates"), "least": compute["least"],
+                           "layer_gates": compute.get("layer_gates"), "colour": compute.get("colour"),
+                           "least": compute["least"],
                            "most": compute["most"], "gflops_per_image": compute["gflops_per_image"], "missing": []}
         results["fig8"] = {"run": fig7_model.name, "label": fig7_model.label, **compute["fig8"], "missing": []}
     else:
@@ -1011,9 +1024,8 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
     """The budget forms side by side, in groups at the same betas and length: per group the model
     with its own form first, then its twins, one row each (run, form and spread half-width,
     GFLOPs and PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run
-    is left out of its group and named in ``missing``."""
-    from adacolor.config import make_config
-
+    is left out of its group and named in ``missing``). GFLOPs are at 10 hints where the result
+    has them (older results: over their hint counts)."""
     forms: dict[str, Any] = {"groups": [], "missing": []}
     twins: dict[str, list[Training]] = {}
     for t in scale.trainings:
@@ -1027,10 +1039,10 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
             if quality is None or compute is None:
                 forms["missing"].append(t.name)
                 continue
-            config = make_config(t.recipe, t.overrides)
-            group.append({"budget": config.budget, "run": t.name,
-                          "budget_spread": config.budget_spread if config.budget == "spread" else None,
-                          "gflops": quality["gflops"], "psnr@10": quality["psnr@10"],
+            config = _config_values(t.recipe, t.overrides)
+            group.append({"budget": config["budget"], "run": t.name,
+                          "budget_spread": config["budget_spread"] if config["budget"] == "spread" else None,
+                          "gflops": quality.get(f"gflops@{FIG6_K}", quality["gflops"]), "psnr@10": quality["psnr@10"],
                           "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"],
                           "spread": compute["spread"]})
         forms["groups"].append(group)
