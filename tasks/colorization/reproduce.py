@@ -550,10 +550,9 @@ def _bench_source(training: Training, out: Path) -> Optional[str]:
 
     if restored_training(folder) is None:
         return None
-    from adacolor.config import make_config
     from adacolor.model import get_spec
 
-    return None if get_spec(make_config(training.recipe, training.overrides).model).adaptive else "architecture"
+    return None if get_spec(_config_values(training.recipe, training.overrides)["model"]).adaptive else "architecture"
 
 
 # -- evaluations -----------------------------------------------------------------------------
@@ -746,10 +745,8 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
     import torch
 
     from adacolor.bench import bench_input, bench_model
-    from adacolor.model import load_colorizer
-
     from adacolor.config import make_config
-    from adacolor.model import create_colorizer
+    from adacolor.model import create_colorizer, load_colorizer
 
     models: dict[str, Any] = {}
     inputs: dict[int, Any] = {}
@@ -1024,7 +1021,7 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
     """The budget forms side by side, in groups at the same betas and length: per group the model
     with its own form first, then its twins, one row each (run, form and spread half-width,
     GFLOPs and PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run
-    is left out of its group and named in ``missing``). GFLOPs are at 10 hints where the result
+    is left out of its group and named in ``missing``. GFLOPs are at 10 hints where the result
     has them (older results: over their hint counts)."""
     forms: dict[str, Any] = {"groups": [], "missing": []}
     twins: dict[str, list[Training]] = {}
