@@ -251,9 +251,10 @@ def _twin(model: _Model, form: str, width: Optional[float], name: str, table4: b
 # adavit-t 49, avit-t 48, adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its
 # 1,475 steps at the 12.8 img/s it measured alone, 81 wall with the cores shared for its first 20
 # minutes; adacolvit-t 55 with the spread budget: its 3,540 steps at its median 34 img/s, 79 wall
-# with the test suite sharing the cores); fig6 runs are 2 epochs
+# with the test suite sharing the cores; adacolvit-t-spread50 56: its median 33.6 img/s, 74 wall with
+# a CI run sharing the cores); fig6 runs are 2 epochs
 _CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 55, "adacolvit-t-batch": 39, "adacolvit-t-sample": 39,
-                "adacolvit-t-spread50": 55,
+                "adacolvit-t-spread50": 56,
                 "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44, "adavit-t": 49, "avit-t": 48,
                 "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
 _FIG6_CPU_EPOCHS = 2
