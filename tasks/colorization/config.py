@@ -27,6 +27,7 @@ __all__ = [
     "recipe_path",
     "load_recipe",
     "parse_overrides",
+    "config_values",
     "make_config",
     "config_dict",
     "save_config",
@@ -300,15 +301,24 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     return values
 
 
+def config_values(recipe: Optional[Union[str, Path]] = None, overrides: Iterable[str] = (),
+                  **values: Any) -> dict[str, Any]:
+    """Every field ``make_config`` would set, without building the config: the defaults, then the
+    recipe, then ``--set`` strings, then keyword values. Unlike ``make_config`` it does not check
+    the model against the registry, so it imports no torch (a fast ``--help``)."""
+    merged = {f.name: f.default for f in fields(TrainConfig)}
+    merged.update(load_recipe(recipe) if recipe is not None else {})
+    merged.update(parse_overrides(overrides))
+    _check_keys(values, "keyword arguments")
+    merged.update({key: _coerce(key, _FIELD_TYPES[key], value) for key, value in values.items()})
+    return merged
+
+
 def make_config(recipe: Optional[Union[str, Path]] = None, overrides: Iterable[str] = (),
                 **values: Any) -> TrainConfig:
     """A config from a recipe (name or path, or None for the defaults), then ``--set`` strings,
     then keyword values (typed like YAML values)."""
-    merged = load_recipe(recipe) if recipe is not None else {}
-    merged.update(parse_overrides(overrides))
-    _check_keys(values, "keyword arguments")
-    merged.update({key: _coerce(key, _FIELD_TYPES[key], value) for key, value in values.items()})
-    return TrainConfig(**merged)
+    return TrainConfig(**config_values(recipe, overrides, **values))
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

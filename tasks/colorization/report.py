@@ -505,12 +505,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     t4 = results["table4"]
     k = t4["k"]
     out.append(f"\n## Table 4: number of channel groups G\n\n")
-    overrides = {m["run"]: m.get("overrides", []) for m in s.get("models", [])}
-
-    def budget(run: str) -> str:
-        return next((o.split("=", 1)[1] for o in overrides.get(run, []) if o.startswith("budget=")), "recipe's")
-
-    rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), f"`{r['run']}`", budget(r["run"]),
+    rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), f"`{r['run']}`", r.get("budget", "-"),
              _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4)] for r in t4["rows"]]
     out.append(_table(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
     out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs; the paper's best is G = "

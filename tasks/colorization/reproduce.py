@@ -173,8 +173,9 @@ def _merged(*groups: Sequence[str]) -> tuple[str, ...]:
     """``--set`` strings in order, a later ``key=`` replacing an earlier one of the same key."""
     merged: dict[str, str] = {}
     for text in (t for g in groups for t in g):
-        merged.pop(text.split("=", 1)[0], None)
-        merged[text.split("=", 1)[0]] = text
+        key = text.split("=", 1)[0]
+        merged.pop(key, None)   # the later one takes the later place
+        merged[key] = text
     return tuple(merged.values())
 
 
@@ -240,8 +241,7 @@ def _twin(model: _Model, form: str, width: Optional[float], name: str, table4: b
     ``table4``: it is Table 4's G = 2 row."""
     sets = _merged(model.sets, (f"budget={form}",), () if width is None else (f"budget_spread={width:g}",))
     label = _FORM_LABELS[form] + ("" if width is None else f" (half-width {width:g})")
-    tags = model.tags + (("budget", form), ("twin_of", model.name)) + \
-        (() if width is None else (("budget_spread", width),))
+    tags = model.tags + (("twin_of", model.name),)
     roles = ("budget",) + (("table4",) if table4 else ())
     return dataclasses.replace(model, name=name, label=f"{model.label}, {label}", roles=roles, sets=sets, tags=tags)
 
@@ -280,28 +280,22 @@ _CPU_WHY = (
     "the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
 
 
-def _config_values(recipe: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The config fields a training of ``recipe`` with ``overrides`` gets (``make_config``'s
-    values without building the config, which checks the model against the registry: no torch,
-    so that ``adacolor reproduce --help`` starts fast)."""
-    from adacolor.config import TrainConfig, load_recipe, parse_overrides
-
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return defaults | load_recipe(recipe) | parse_overrides(overrides)
-
-
 def _cpu_budget() -> tuple[str, str]:
     """The budget of the ``cpu-adacolvit-t`` recipe as ``--set`` strings."""
-    values = _config_values("cpu-adacolvit-t")
+    from adacolor.config import config_values
+
+    values = config_values("cpu-adacolvit-t")
     return f"budget={values['budget']}", f"budget_spread={values['budget_spread']:g}"
 
 
 def _without_repeats(trainings: list[Training]) -> list[Training]:
     """``trainings`` less the budget twins that come out equal to their model (the same config),
     e.g. the per-sample twin where the recipe's budget is per sample."""
-    own = {t.name: _config_values(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
+    from adacolor.config import config_values
+
+    own = {t.name: config_values(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
     return [t for t in trainings
-            if "twin_of" not in t.tag or _config_values(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
+            if "twin_of" not in t.tag or config_values(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
 
 
 def make_scale(name: str, data: Optional[str] = None) -> Scale:
@@ -551,9 +545,10 @@ def _bench_source(training: Training, out: Path) -> Optional[str]:
 
     if restored_training(folder) is None:
         return None
+    from adacolor.config import config_values
     from adacolor.model import get_spec
 
-    return None if get_spec(_config_values(training.recipe, training.overrides)["model"]).adaptive else "architecture"
+    return None if get_spec(config_values(training.recipe, training.overrides)["model"]).adaptive else "architecture"
 
 
 # -- evaluations -----------------------------------------------------------------------------
@@ -902,6 +897,7 @@ def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict],
 def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     """``results.json``'s content from the results in ``out``; a run without a result is listed
     under its key's ``missing``, never filled in."""
+    from adacolor.config import config_values
     from adacolor.evidence import restored_training
     from adacolor.report import check_claims
 
@@ -961,6 +957,9 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     table3, missing = rows("table3")
     results["table3"] = {"k": FIG6_K, "rows": table3, "missing": missing}
     table4, missing = rows("table4")
+    for row in table4:   # the G rows compare at one budget form: say which
+        trained = _training(scale, row["run"])
+        row["budget"] = config_values(trained.recipe, trained.overrides)["budget"]
     results["table4"] = {"k": FIG6_K, "rows": sorted(table4, key=lambda r: r.get("groups", 0)), "missing": missing}
     fig6: dict[str, list[dict[str, Any]]] = {variant: [] for variant in _FIG6}
     missing = []
@@ -1024,20 +1023,21 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
     GFLOPs and PSNR@10 from ``quality-``, the per-image spread from ``compute-``); a missing run
     is left out of its group and named in ``missing``. GFLOPs are at 10 hints where the result
     has them (older results: over their hint counts)."""
+    from adacolor.config import config_values
+
     forms: dict[str, Any] = {"groups": [], "missing": []}
     twins: dict[str, list[Training]] = {}
     for t in scale.trainings:
         if "budget" in t.roles:
             twins.setdefault(t.tag["twin_of"], []).append(t)
-    by_name = {t.name: t for t in scale.trainings}
     for base, others in twins.items():
         group = []
-        for t in [by_name[base]] + others:
+        for t in [_training(scale, base)] + others:
             quality, compute = result(f"quality-{t.name}"), result(f"compute-{t.name}")
             if quality is None or compute is None:
                 forms["missing"].append(t.name)
                 continue
-            config = _config_values(t.recipe, t.overrides)
+            config = config_values(t.recipe, t.overrides)
             group.append({"budget": config["budget"], "run": t.name,
                           "budget_spread": config["budget_spread"] if config["budget"] == "spread" else None,
                           "gflops": quality.get(f"gflops@{FIG6_K}", quality["gflops"]), "psnr@10": quality["psnr@10"],

@@ -101,3 +101,12 @@ def test_budget_spread_defaults_to_the_librarys_and_is_range_checked() -> None:
         TrainConfig(budget="spread", budget_spread=0.6)
     with pytest.raises(ValueError, match="budget must be sample, batch or spread, got 'mean'"):
         TrainConfig(budget="mean")
+
+
+def test_config_values_are_make_configs_fields_for_every_recipe():
+    from adacolor.config import config_dict, config_values, list_recipes, make_config
+
+    for recipe in list_recipes():
+        values = config_values(recipe, ["epochs=3"])
+        assert config_dict(make_config(**values)) == config_dict(make_config(recipe, ["epochs=3"]))
+        assert values["epochs"] == 3 and set(values) == set(config_dict(make_config()))

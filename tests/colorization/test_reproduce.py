@@ -30,13 +30,13 @@ def test_every_result_key_has_runs_at_every_scale():
 
 
 def test_budget_twins_and_the_ablations_budget_at_each_scale():
-    from adacolor.config import make_config
+    from adacolor.config import config_values, make_config
 
     for name in ("tiny", "cpu", "paper"):
         scale = make_scale(name)
         configs = {t.name: make_config(t.recipe, t.overrides) for t in scale.trainings}
         for t in scale.trainings:   # the torch-free values the plan compares are make_config's
-            assert make_config(**reproduce._config_values(t.recipe, t.overrides)) == configs[t.name]
+            assert make_config(**config_values(t.recipe, t.overrides)) == configs[t.name]
         twins = [t for t in scale.trainings if "twin_of" in t.tag]
         assert twins and all(configs[t.name] != configs[t.tag["twin_of"]] for t in twins)   # no training twice
         g2 = [t.name for t in scale.trainings if "table4" in t.roles and t.tag.get("groups") == 2]
@@ -555,6 +555,7 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
         [("spread", 0.2), ("batch", None), ("sample", None), ("spread", 0.5)],  # AdaColViT-T: the cpu recipe's form
         [("batch", None), ("sample", None), ("spread", 0.2), ("spread", 0.35), ("spread", 0.5)]]   # a Fig. 6 budget
     assert [r["run"] for r in results["table4"]["rows"]][0] == "adacolvit-t-batch"   # G = 2: the ablations' form
+    assert {r["budget"] for r in results["table4"]["rows"]} == {"batch"}   # every G row at one form
     assert budget["missing"] == []
     assert len(results["claims"]) == 8 and all(set(c) == {"claim", "paper", "ours", "holds"} for c in results["claims"])
     text = (out / "report.md").read_text()
