@@ -171,6 +171,63 @@ def _image_path(text: str) -> str:
     return text
 
 
+def _check_input_file(path: Optional[str], missing: str) -> None:
+    """FileNotFoundError ``missing`` when ``path`` (None: not given) is not a file, PermissionError
+    when it cannot be read: told before torch is imported (seconds), not after it."""
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise FileNotFoundError(missing)
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: permission denied (the file cannot be read)")
+
+
+def _check_checkpoint(path: Optional[str]) -> None:
+    """A missing ``--checkpoint`` in the words ``read_checkpoint`` uses, before torch is imported."""
+    _check_input_file(path, f"no checkpoint at {path}; train one with `adacolor train --out DIR` "
+                            f"(it writes DIR/checkpoint.pt)")
+
+
+def _check_writable(path: Optional[str], option: str) -> None:
+    """An output file's folder: its nearest existing ancestor must be a folder this user can write in."""
+    if path is None:
+        return
+    folder = next(parent for parent in Path(path).absolute().parents if parent.exists())
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {path}: cannot write in {folder} (permission denied)")
+
+
+def _check_colorize_paths(args: argparse.Namespace) -> None:
+    """The files ``colorize`` reads and the folders it writes in, checked with the standard
+    library only: a mistyped path is told at once, not after torch's import (seconds)."""
+    if not args.image.startswith("sample:"):
+        _check_input_file(args.image, f"no image at {args.image}")
+    _check_input_file(args.hint_file, f"no hint file at {args.hint_file}")
+    _check_checkpoint(args.checkpoint)
+    _check_writable(args.out, "--out")
+    _check_writable(args.figure, "--figure")
+
+
+_HINTS_EPILOG = """\
+hint file (--hints): JSON, a list of points in the photo's own pixel coordinates
+(or {"hints": [...]}). Each point has "x" and "y" (pixels); optionally "size", the
+side of its square at the model's resolution (an integer 2 to 7, default 2); and
+one colour, "rgb" (three numbers 0-255) or "ab" (Lab a and b, each within +-110).
+A point without a colour takes the photo's own colour there (grey on a grey photo).
+Any other key is an error. For example (the app's "Save hints" writes this format):
+
+  [{"x": 120, "y": 64, "rgb": [200, 30, 30]},
+   {"x": 40, "y": 200, "size": 5, "ab": [10.0, 45.0]},
+   {"x": 5, "y": 9}]
+
+examples:
+  adacolor colorize sample:astronaut --random-hints 10 --out colorized.png
+  adacolor colorize photo.jpg --hints hints.json --out colorized.png --figure figure.png
+"""
+
+
 def _quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (none is drawn when stderr is not a terminal)")
@@ -213,13 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     _quiet(evaluate)
 
     colorize = commands.add_parser("colorize", help="colorize one image of any size",
-                                   description="Colorize one image at its own size from hint points.")
+                                   description="Colorize one image at its own size from hint points.",
+                                   epilog=_HINTS_EPILOG, formatter_class=_RawHelpFormatter)
     colorize.add_argument("image", help="the input photo (colour or greyscale, any size), or sample:NAME for "
                                         "a photo bundled with scikit-image (sample:astronaut, sample:coffee ...)")
     _model_choice(colorize)
     hints = colorize.add_mutually_exclusive_group(required=True)
     hints.add_argument("--hints", dest="hint_file", default=None,
-                       help="JSON hint points in the image's pixel coordinates (format: the guide)")
+                       help="JSON hint points in the image's pixel coordinates (format: below)")
     hints.add_argument("--random-hints", type=_non_negative, default=None, metavar="K",
                        help="K hints drawn from the image's own colours")
     colorize.add_argument("--out", required=True,
@@ -303,6 +361,7 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _check_checkpoint(args.checkpoint)  # before torch is imported
     _check_device(args.device, "--device")
     from adacolor.data import resolve_data
     from adacolor.evaluate import run_evaluation
@@ -319,6 +378,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _colorize(args: argparse.Namespace) -> int:
+    _check_colorize_paths(args)  # standard library only: before colorize_file's import brings torch
     from adacolor.colorize import colorize_file
 
     paths = colorize_file(_image_path(args.image), lambda: _load_model(args), args.out, hint_file=args.hint_file,
@@ -330,6 +390,8 @@ def _colorize(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    for checkpoint in args.checkpoint:  # before torch is imported
+        _check_checkpoint(checkpoint)
     from adacolor.bench import run_bench
 
     run_bench(args.models, args.checkpoint, args.out, args.image_size, args.threads, args.warmup, args.runs,
