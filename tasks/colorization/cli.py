@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the colorized image, the input's size (.png, .jpg, .tif, .bmp ...)")
     colorize.add_argument("--figure", default=None, help="also save a side-by-side figure here (.png, .pdf ...)")
     colorize.add_argument("--seed", type=int, default=0, help="seed of --random-hints")
+    colorize.add_argument("--upsample", default="guided", choices=["guided", "bilinear"],
+                          help="how the model's colour reaches the photo's size: guided by the photo's own "
+                               "lightness (colour stops at its edges) or plain bilinear")
     _quiet(colorize)
 
     bench = commands.add_parser("bench", help="single-thread batch-1 latency and GFLOPs",
@@ -379,11 +382,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _colorize(args: argparse.Namespace) -> int:
     _check_colorize_paths(args)  # standard library only: before colorize_file's import brings torch
-    from adacolor.colorize import colorize_file
+    import warnings
 
-    paths = colorize_file(_image_path(args.image), lambda: _load_model(args), args.out, hint_file=args.hint_file,
-                          random_hints=args.random_hints, figure=args.figure, seed=args.seed,
-                          progress=not args.quiet)
+    from adacolor.colorize import GreyPhotoWarning, colorize_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GreyPhotoWarning)
+        paths = colorize_file(_image_path(args.image), lambda: _load_model(args), args.out,
+                              hint_file=args.hint_file, random_hints=args.random_hints, figure=args.figure,
+                              seed=args.seed, progress=not args.quiet, upsample=args.upsample)
+    for warning in caught:  # ours as one line; any other shown as Python would have shown it
+        if issubclass(warning.category, GreyPhotoWarning):
+            _say(f"warning: {warning.message}")
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

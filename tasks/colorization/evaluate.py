@@ -1,4 +1,5 @@
-"""Evaluation: PSNR@k and LPIPS@k on fixed hint sets, and the GFLOPs each image cost.
+"""Evaluation: PSNR@k, LPIPS@k and the seam ratio@k on fixed hint sets, the GFLOPs each image
+cost, and the colourfulness of the model's first picture (0 hints) against the photos'.
 
     adacolor evaluate --checkpoint runs/tiny/checkpoint.pt --data shared:imagenette/val --hints 1,10 --out runs/tiny/eval
 
@@ -9,6 +10,11 @@ reuses them, so that every model is scored on identical hints.
 Each readable image is scored once, with the hints of its own position in the set. A file that
 cannot be decoded is skipped (never replaced by another image, as a training set does), and
 the skipped files are counted and listed in ``metrics.json``.
+
+Beside the hint counts asked for, each image gets one forward with no hint at all, the picture a
+user sees first: ``chroma@0`` is its mean chroma (sqrt(a^2 + b^2) over pixels, Lab units,
+``metrics.chroma``) and ``chroma_photos`` the photos' own, so a model that paints nearly grey
+without hints shows as ``chroma@0`` far below ``chroma_photos``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,18 @@ from tqdm import tqdm
 
 from adacolor.model import Colorizer, colorizer_gflops
 
-__all__ = ["evaluate", "hint_sets_for", "markdown_table", "run_evaluation"]
+__all__ = ["IMAGE_NETWORK_PATCH", "evaluate", "seam_patch_size", "hint_sets_for", "markdown_table",
+           "run_evaluation"]
+
+# The seam ratio's grid for a colorizer without patches (SwinIR, Uformer: no ``patch_size``):
+# the 16 pixels of the ViT colorizers' patches, so that every model is scored on one grid.
+IMAGE_NETWORK_PATCH = 16
+
+
+def seam_patch_size(model: nn.Module) -> int:
+    """The patch side the seam ratio of ``model`` is measured on: its ``patch_size`` (ViT
+    colorizers), else ``IMAGE_NETWORK_PATCH`` (image-to-image networks)."""
+    return int(getattr(model, "patch_size", IMAGE_NETWORK_PATCH))
 
 
 class _EachImageOnce(Dataset):
@@ -84,20 +101,27 @@ def evaluate(
 
     Returns:
         ``{"images": n scored, "skipped": files skipped, "skipped_files": ["path: reason", ...],
-        "psnr@k": mean dB, "lpips@k": mean, "gflops@k": mean per image, "gflops": mean over all
-        k}``; GFLOPs are those the decisions actually cost.
+        "psnr@k": mean dB, "lpips@k": mean, "seam@k": mean seam ratio of the predicted ab
+        (``metrics.seam_ratio`` on ``seam_patch_size(model)``; left out when the image size is
+        not a multiple of that patch, with two patches or more), "gflops@k": mean per image,
+        "gflops": mean over all k, "chroma@0": mean chroma of the prediction with no hint,
+        "chroma_photos": the photos' own mean chroma}``; GFLOPs are those the decisions
+        actually cost (the 0-hint forward is not counted in them); chroma in Lab units.
 
     Raises:
         ValueError: the dataset is empty or none of its images can be read.
     """
     from adacolor.color import lab_merge, lab_split
     from adacolor.hints import model_input, render_hints
-    from adacolor.metrics import psnr
+    from adacolor.color import AB_SCALE
+    from adacolor.metrics import chroma, psnr, seam_ratio
 
     if len(dataset) == 0:
         raise ValueError("the evaluation dataset is empty")
     model.eval()
     device = torch.device(device)
+    patch = seam_patch_size(model)
+    seams = all(side % patch == 0 for side in model.image_size) and min(model.image_size) >= 2 * patch
     sums: dict[str, float] = {}
     count = 0
     skipped: list[str] = []
@@ -114,16 +138,21 @@ def evaluate(
             positions = [int(batch["position"][i]) for i in keep]
             B = rgb.shape[0]
             l_norm, ab = lab_split(rgb)
+            no_hints = torch.zeros_like(ab), torch.zeros_like(ab[:, :1])
+            first = model(model_input(l_norm, *no_hints))  # the picture before any click
+            scores = {"chroma@0": chroma(first * AB_SCALE), "chroma_photos": chroma(ab * AB_SCALE)}
             for k in ks:
                 points = [_points(hint_sets, k, position) for position in positions]
                 hint_ab, hint_mask = render_hints(ab, points)
                 pred_ab = model(model_input(l_norm, hint_ab.to(device), hint_mask.to(device)))
                 out = lab_merge(l_norm, pred_ab).clamp(0.0, 1.0)
-                scores = {f"psnr@{k}": psnr(out, rgb), f"gflops@{k}": colorizer_gflops(model, B)}
+                scores.update({f"psnr@{k}": psnr(out, rgb), f"gflops@{k}": colorizer_gflops(model, B)})
+                if seams:
+                    scores[f"seam@{k}"] = seam_ratio(pred_ab, patch)
                 if lpips is not None:
                     scores[f"lpips@{k}"] = lpips(out, rgb)
-                for name, values in scores.items():
-                    sums[name] = sums.get(name, 0.0) + float(values.double().sum())
+            for name, values in scores.items():
+                sums[name] = sums.get(name, 0.0) + float(values.double().sum())
             count += B
     if count == 0:
         raise ValueError(f"none of the {len(dataset)} images of the evaluation set can be read; "
@@ -167,18 +196,26 @@ def hint_sets_for(path: Path, num_images: int, size: int, ks: Sequence[int], hin
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> str:
-    """One row per evaluated model: PSNR@k, LPIPS@k (when measured) and GFLOPs."""
-    has_lpips = any(f"lpips@{k}" in row for row in rows for k in ks)
+    """One row per evaluated model: PSNR@k, LPIPS@k and Seam@k (each when measured), GFLOPs, and
+    the chroma at 0 hints against the photos' (when measured)."""
+    def has(key: str) -> bool:
+        return any(key in row for row in rows)
+
     header = ["model", "images"] + [f"PSNR@{k}" for k in ks]
-    if has_lpips:
-        header += [f"LPIPS@{k}" for k in ks]
-    header.append("GFLOPs")
+    columns: list[tuple[str, str, str]] = []  # (header, key, format) of the optional columns
+    for name, key, form in (("LPIPS", "lpips", ".4f"), ("Seam", "seam", ".2f")):
+        columns += [(f"{name}@{k}", f"{key}@{k}", form) for k in ks if has(f"{key}@{k}")]
+    header += [title for title, _, _ in columns] + ["GFLOPs"]
+    chroma = has("chroma@0")
+    if chroma:
+        header += ["chroma@0", "chroma photos"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row.get("model", "")), str(row["images"])] + [f"{row[f'psnr@{k}']:.2f}" for k in ks]
-        if has_lpips:
-            cells += [f"{row[f'lpips@{k}']:.4f}" if f"lpips@{k}" in row else "-" for k in ks]
+        cells += [format(row[key], form) if key in row else "-" for _, key, form in columns]
         cells.append(f"{row['gflops']:.3f}")
+        if chroma:
+            cells += [f"{row[key]:.1f}" if key in row else "-" for key in ("chroma@0", "chroma_photos")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ from adacolor.color import lab_merge, lab_split
 from adacolor.colorize import (AB_LIMIT, HINT_KEYS, HINT_SIZE_RANGE, UserHint, colorize, colorize_file,
                                load_image, parse_user_hints, save_image)
 from adacolor.model import colorizer_state, create_colorizer
+from adacolor.upsample import upsample_coefficients
 
 
 def _tiny(name: str = "icolorit-t"):
@@ -93,7 +94,8 @@ def test_the_banded_resize_equals_one_interpolate(small_bands: None) -> None:
     whole = F.interpolate(rgb[None], size=(32, 24), mode="bilinear", antialias=True, align_corners=False)
     assert torch.allclose(shrunk, whole.clamp(0, 1), atol=1e-5)
     pred_ab = torch.rand(1, 2, 32, 24) * 2 - 1
-    bands = list(colorize_module._recombine(rgb, pred_ab, lambda: None))
+    bilinear = upsample_coefficients(pred_ab, None, "bilinear")  # A = 0, b = ab: plain interpolation
+    bands = list(colorize_module._recombine(rgb, bilinear, lambda: None))
     assert [top for top, *_ in bands] == list(range(0, 83, 7))
     colour = torch.cat([c for _, _, c, _ in bands], dim=1)
     up = F.interpolate(pred_ab, size=(83, 61), mode="bilinear", align_corners=False)
@@ -146,3 +148,44 @@ def test_output_paths_are_checked_before_anything_is_read(tmp_path: Path, out: s
     with pytest.raises(ValueError, match="--figure .*figure.gif"):
         colorize_file(tmp_path / "missing.jpg", tmp_path / "missing.pt", tmp_path / "ok.png", random_hints=3,
                       figure=tmp_path / "figure.gif")
+
+
+# -- hints that take the colour of a grey photo ------------------------------------------------------
+
+def test_random_hints_on_a_grey_photo_say_why_the_result_is_grey(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from adacolor.cli import main
+
+    checkpoint = tmp_path / "model.pt"
+    torch.save(colorizer_state(_tiny()), checkpoint)
+    torch.manual_seed(4)
+    grey = save_image(torch.rand(1, 50, 60).expand(3, 50, 60), tmp_path / "grey.png")
+    colour = save_image(torch.rand(3, 50, 60), tmp_path / "colour.png")
+    (tmp_path / "coloured.json").write_text(json.dumps([{"x": 5, "y": 5, "rgb": [200, 30, 30]}]))
+    (tmp_path / "colourless.json").write_text(json.dumps([{"x": 5, "y": 5}]))
+
+    def run(photo: Path, *hints: str) -> str:
+        assert main(["colorize", str(photo), "--checkpoint", str(checkpoint), *hints,
+                     "--out", str(tmp_path / "out.png")]) == 0
+        return capsys.readouterr().err
+
+    said = run(grey, "--random-hints", "5")
+    assert said.count("\n") == 1 and "Traceback" not in said
+    assert ("warning: the hints are grey because the photo is grey: --random-hints take the photo's own colour, "
+            "and it has none; pass --hints with colours ('rgb' or 'ab' per point)") in said
+    assert "hints without 'rgb' or 'ab' take the photo's own colour" in run(grey, "--hints",
+                                                                           str(tmp_path / "colourless.json"))
+    assert run(grey, "--hints", str(tmp_path / "coloured.json")) == ""  # coloured hints: nothing to say
+    assert run(colour, "--random-hints", "5") == ""                       # a colour photo: nothing to say
+    assert run(grey, "--random-hints", "0") == ""                         # no hint, no grey hint
+
+
+def test_is_grey_tells_grey_from_faint_colour() -> None:
+    from adacolor.colorize import GREY_CHROMA, is_grey
+
+    ab = torch.zeros(1, 2, 20, 20)
+    assert is_grey(ab)
+    ab[:, :, :1, :2] = 0.5  # 2 of 400 pixels coloured: a speck, under the 1% that may be
+    assert is_grey(ab)
+    ab[:, 0] += 1.5 * GREY_CHROMA / 110.0  # a faint tint everywhere, above the threshold
+    assert not is_grey(ab)

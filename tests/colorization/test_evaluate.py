@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from adacolor.cli import main
 from adacolor.colorize import (UserHint, colorize, colorize_file, load_image, load_user_hints,
                                          render_user_hints, save_image)
 from adacolor.data import shared_data_root
-from adacolor.evaluate import run_evaluation
+from adacolor.evaluate import IMAGE_NETWORK_PATCH, run_evaluation, seam_patch_size
 from adacolor.model import colorizer_state, create_colorizer
 
 
@@ -90,6 +91,29 @@ def test_unreadable_images_are_skipped_counted_and_never_replaced(tmp_path: Path
         (unreadable / name).write_text("not an image")
     with pytest.raises(ValueError, match="none of the 2 images of the evaluation set can be read; first: .*x.png"):
         run_evaluation(model, str(unreadable), tmp_path / "none", ks=(1,), lpips="none")
+
+
+def test_seam_ratio_and_the_chroma_at_zero_hints_are_reported(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    colour, grey = tmp_path / "colour", tmp_path / "grey"
+    for folder in (colour, grey):
+        folder.mkdir()
+    for name in ("a", "b", "c"):
+        save_image(torch.rand(3, 40, 48), colour / f"{name}.png")
+        save_image(torch.rand(1, 40, 48).expand(3, 40, 48), grey / f"{name}.png")
+    model = _tiny()
+    result = run_evaluation(model, str(colour), tmp_path / "colour-eval", ks=(1, 10), lpips="none", batch_size=2)
+    for key in ("seam@1", "seam@10", "chroma@0", "chroma_photos"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert result["chroma_photos"] > 10.0  # random pixels are colourful
+    table = (tmp_path / "colour-eval" / "metrics.md").read_text()
+    assert "| Seam@1 | Seam@10 |" in table and "| chroma@0 | chroma photos |" in table
+    saved = json.loads((tmp_path / "colour-eval" / "metrics.json").read_text())
+    assert saved["seam@10"] == pytest.approx(result["seam@10"])
+    on_grey = run_evaluation(model, str(grey), tmp_path / "grey-eval", ks=(1,), lpips="none")
+    assert on_grey["chroma_photos"] < 0.01  # R = G = B: no chroma at all
+    assert on_grey["chroma@0"] > 1.0  # the model's own colour, measured apart from the photos'
+    assert seam_patch_size(model) == 8 and seam_patch_size(torch.nn.Identity()) == IMAGE_NETWORK_PATCH == 16
 
 
 def _checkpoint(model, folder: Path) -> Path:
