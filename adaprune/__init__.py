@@ -8,6 +8,7 @@
 
 from adaprune._patch import unwrap, wrap
 from adaprune.config import AdaColViTConfig, TokenLayout, WrapInfo, is_wrapped, wrap_info
+from adaprune.export import export_onnx
 from adaprune.flops import fvcore_gflops, vit_gflops
 from adaprune.gates import AdaColViT, BlockGate, decide, get_gate, list_gates, register_gate
 from adaprune.losses import DEFAULT_SPREAD, budget_loss, sparsity_loss, spread_quantiles
@@ -28,6 +29,7 @@ __all__ = [
     "WrapInfo",
     "budget_loss",
     "decide",
+    "export_onnx",
     "fvcore_gflops",
     "get_gate",
     "get_policy",

@@ -6,7 +6,7 @@ K (kept tokens per sample, padded to the largest count in the batch).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,16 @@ __all__ = [
     "ACTIVATIONS",
     "POLICY_CODES",
     "activate_",
+    "attention_all_groups",
+    "attention_first_group",
+    "attention_other_groups",
+    "mlp_first_group",
+    "mlp_other_groups",
     "grouped_sublayer_one",
+    "grouped_sublayer_graph",
+    "SublayerGating",
+    "TokenGroups",
+    "SublayerWeights",
     "scripted",
 ]
 
@@ -295,6 +304,63 @@ def _mm(x: Tensor, weight_t: Tensor, bias: Optional[Tensor], one: float) -> Tens
     return torch.addmm(bias, x, weight_t, beta=one)
 
 
+# The per-group maths of one sample's sub-layer, shared by ``grouped_sublayer_one`` (compiled,
+# eager inference) and ``grouped_sublayer_graph`` (exported, decisions as graph control flow).
+# h: (N, C) normalised tokens, the first ``r`` of them read-only (queries, no key or value);
+# weights transposed and group-major as ``grouped_sublayer_one`` takes them.
+
+def attention_all_groups(h: Tensor, r: int, groups: int, heads: int, group_dim: int, w1: Tensor,
+                         b1: Optional[Tensor], w2: Tensor, b2: Optional[Tensor], one: float = 1.0) -> Tensor:
+    """Every group for every token, as one product: (N, C) -> (N, C)."""
+    N = int(h.shape[0])
+    q, k, v = _mm(h, w1, b1, one).view(N, groups, 3, heads, group_dim).permute(2, 1, 3, 0, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G, H, N, dg)
+    return _mm(out.permute(2, 0, 1, 3).reshape(N, groups * heads * group_dim), w2, b2, one)
+
+
+def attention_first_group(h: Tensor, r: int, heads: int, group_dim: int, w1: Tensor, b1: Optional[Tensor],
+                          w2: Tensor, b2: Optional[Tensor], one: float = 1.0) -> Tensor:
+    """Group 1 for every token, the output projection's bias included: (N, C) -> (N, C)."""
+    N = int(h.shape[0])
+    c1, p1 = 3 * heads * group_dim, heads * group_dim  # group 1's qkv columns and projection rows
+    q, k, v = _mm(h, w1[:, :c1], None if b1 is None else b1[:c1], one).view(N, 3, 1, heads, group_dim).permute(
+        1, 2, 3, 0, 4).unbind(0)  # (1, H, N, dg): 4-D, as ONNX's attention takes it
+    out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])[0].transpose(0, 1).reshape(N, p1)
+    return _mm(out, w2[:p1], b2, one)
+
+
+def attention_other_groups(hk: Tensor, r: int, groups: int, heads: int, group_dim: int, w1: Tensor,
+                           b1: Optional[Tensor], w2: Tensor, one: float = 1.0,
+                           keys_may_be_empty: bool = False) -> Tensor:
+    """Groups 2..G among the K kept tokens hk (K, C), which attend among themselves -> (K, C),
+    to be added at their positions. More than ``r`` of them, so that someone is a key; or, with
+    ``keys_may_be_empty`` (a count known only at run time), as many as ``r``: then every query
+    gets zeros, as if the groups had not run (a masked softmax instead of the fused kernel)."""
+    c1, p1 = 3 * heads * group_dim, heads * group_dim  # K stays -1 in the views: under export it is
+    q, k, v = _mm(hk, w1[:, c1:], None if b1 is None else b1[c1:], one).view(  # known only at run time
+        -1, groups - 1, 3, heads, group_dim).permute(2, 1, 3, 0, 4).unbind(0)
+    if keys_may_be_empty:
+        key_keep = (torch.arange(hk.shape[0], device=hk.device) >= r).unsqueeze(0)  # (1, K)
+        out = masked_softmax_attention(q, k, v, key_keep)
+    else:
+        out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G-1, H, K, dg)
+    return torch.mm(out.permute(2, 0, 1, 3).reshape(-1, (groups - 1) * p1), w2[p1:])
+
+
+def mlp_first_group(h: Tensor, groups: int, act: int, w1: Tensor, b1: Optional[Tensor], w2: Tensor,
+                    b2: Optional[Tensor], one: float = 1.0) -> Tensor:
+    """The FFN's first 1/G hidden channels for every token, fc2's bias included: (N, C) -> (N, C)."""
+    f = w1.shape[1] // groups
+    return _mm(activate_(_mm(h, w1[:, :f], None if b1 is None else b1[:f], one), act), w2[:f], b2, one)
+
+
+def mlp_other_groups(hk: Tensor, groups: int, act: int, w1: Tensor, b1: Optional[Tensor], w2: Tensor,
+                     one: float = 1.0) -> Tensor:
+    """The FFN's other hidden channels for the K kept tokens: (K, C) -> (K, C), to be added."""
+    f = w1.shape[1] // groups
+    return torch.mm(activate_(_mm(hk, w1[:, f:], None if b1 is None else b1[f:], one), act), w2[f:])
+
+
 def grouped_sublayer_one(
         x: Tensor,
         attention: bool,
@@ -368,33 +434,71 @@ def grouped_sublayer_one(
             index = prefix
     if attention:
         if index is None:  # every token at full width: all groups in one product
-            q, k, v = _mm(h, w1, b1, one).view(N, G, 3, heads, dg).permute(2, 1, 3, 0, 4).unbind(0)
-            out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G, H, N, dg)
-            y = _mm(out.permute(2, 0, 1, 3).reshape(N, G * heads * dg), w2, b2, one)
+            y = attention_all_groups(h, r, G, heads, dg, w1, b1, w2, b2, one)
         else:
-            c1, p1 = 3 * heads * dg, heads * dg  # group 1's qkv columns and projection rows
-            q, k, v = _mm(h, w1[:, :c1], None if b1 is None else b1[:c1], one).view(N, 3, heads, dg).permute(
-                1, 2, 0, 3).unbind(0)
-            out = F.scaled_dot_product_attention(q, k[:, r:], v[:, r:]).transpose(0, 1).reshape(N, p1)
-            y = _mm(out, w2[:p1], b2, one)
-            K = index.shape[0]
-            if G > 1 and K > r:  # groups 2..G among the kept tokens
-                hk = h.index_select(0, index)
-                q, k, v = _mm(hk, w1[:, c1:], None if b1 is None else b1[c1:], one).view(
-                    K, G - 1, 3, heads, dg).permute(2, 1, 3, 0, 4).unbind(0)
-                out = F.scaled_dot_product_attention(q, k[:, :, r:], v[:, :, r:])  # (G-1, H, K, dg)
-                y.index_add_(0, index, torch.mm(out.permute(2, 0, 1, 3).reshape(K, (G - 1) * p1), w2[p1:]))
+            y = attention_first_group(h, r, heads, dg, w1, b1, w2, b2, one)
+            if G > 1 and index.shape[0] > r:  # groups 2..G among the kept tokens
+                y.index_add_(0, index, attention_other_groups(h.index_select(0, index), r, G, heads, dg, w1, b1, w2,
+                                                              one))
     else:
         if index is None or G == 1:
             y = _mm(activate_(_mm(h, w1, b1, one), act), w2, b2, one)
         else:
-            f = w1.shape[1] // G
-            y = _mm(activate_(_mm(h, w1[:, :f], None if b1 is None else b1[:f], one), act), w2[:f], b2, one)
-            hidden = activate_(_mm(h.index_select(0, index), w1[:, f:], None if b1 is None else b1[f:], one), act)
-            y.index_add_(0, index, torch.mm(hidden, w2[f:]))
+            y = mlp_first_group(h, G, act, w1, b1, w2, b2, one)
+            y.index_add_(0, index, mlp_other_groups(h.index_select(0, index), G, act, w1, b1, w2))
     if gamma is not None:
         y = y * gamma
     return x + y.unsqueeze(0)
+
+
+# grouped_sublayer_graph's arguments, grouped: one sub-layer's LayerNorm (weight, bias, eps),
+# LayerScale gamma and patch decision layer (weight (1, C), bias (1,)); the token and channel
+# layout (prefix positions (P,), read-only tokens r, groups G, heads, dg, activation code); and
+# its two projections, transposed and group-major (w1, b1, w2, b2)
+SublayerGating = Tuple[Optional[Tensor], Optional[Tensor], float, Optional[Tensor], Optional[Tensor], Optional[Tensor]]
+TokenGroups = Tuple[Tensor, int, int, int, int, int]
+SublayerWeights = Tuple[Tensor, Optional[Tensor], Tensor, Optional[Tensor]]
+
+
+def grouped_sublayer_graph(x: Tensor, attention: bool, gating: SublayerGating, layout: TokenGroups,
+                           weights: SublayerWeights) -> tuple[Tensor, Optional[Tensor]]:
+    """``grouped_sublayer_one`` with learned decisions, written for ``torch.export``: the kept
+    tokens are found in the graph (``nonzero``, a dynamic count K) and groups 2..G are computed
+    for them only; no value is read on the host, nothing is written into an input.
+
+    The arguments are ``grouped_sublayer_one``'s less the policy ones and ``keep_out``, grouped
+    (``SublayerGating``, ``TokenGroups``, ``SublayerWeights``); a decision weight of None means
+    that the sub-layer makes no patch decisions (every group for every token).
+
+    Args:
+        x: (1, N, C) tokens, the layout's prefix positions (P,) first.
+
+    Returns:
+        (1, N, C): x plus the sub-layer's output; and the (1, N - P) bool patch keep mask
+        (None without decisions).
+    """
+    norm_weight, norm_bias, norm_eps, gamma, decision_weight, decision_bias = gating
+    prefix, num_read_only, groups, heads, group_dim, act = layout
+    w1, b1, w2, b2 = weights
+    P, r, G = int(prefix.shape[0]), num_read_only, groups
+    h = F.layer_norm(x[0], [int(x.shape[2])], norm_weight, norm_bias, norm_eps)
+    keep: Optional[Tensor] = None
+    if decision_weight is None:
+        y = (attention_all_groups(h, r, G, heads, group_dim, w1, b1, w2, b2) if attention
+             else _mm(activate_(_mm(h, w1, b1, 1.0), act), w2, b2, 1.0))
+    else:
+        keep = F.linear(h[P:], decision_weight, decision_bias).view(-1) > 0  # sigmoid > 0.5
+        index = torch.cat([prefix, keep.nonzero().view(-1) + P])  # (K,), K known at run time
+        hk = h.index_select(0, index)
+        if attention:  # with only patches as keys (P == r), none may be kept: zeros then
+            y = attention_first_group(h, r, heads, group_dim, w1, b1, w2, b2).index_add(
+                0, index, attention_other_groups(hk, r, G, heads, group_dim, w1, b1, w2, keys_may_be_empty=P == r))
+        else:
+            y = mlp_first_group(h, G, act, w1, b1, w2, b2).index_add(0, index, mlp_other_groups(hk, G, act, w1, b1, w2))
+        keep = keep.unsqueeze(0)
+    if gamma is not None:
+        y = y * gamma
+    return x + y.unsqueeze(0), keep
 
 
 _SCRIPTED: dict[str, object] = {}

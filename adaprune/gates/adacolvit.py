@@ -30,6 +30,7 @@ from adaprune.gates.layer_skip import LayerSkipGate, PolicyToken
 from adaprune.ops import (
     ACTIVATIONS,
     POLICY_CODES,
+    grouped_sublayer_graph,
     grouped_sublayer_one,
     prefixed_kept_index,
     random_keep,
@@ -39,7 +40,7 @@ from adaprune.ops import (
 from adaprune.policy import Policy
 from adaprune.record import BlockDecision
 
-__all__ = ["AdaColViT", "adacolvit_block_one"]
+__all__ = ["AdaColViT", "adacolvit_block_graph", "adacolvit_block_one"]
 
 # what the one-sample kernel computes from parameters: norms, layer scales, activations
 _NORMS = (nn.LayerNorm, LayerNorm)
@@ -143,6 +144,49 @@ def adacolvit_block_one(
     return x, run, masks
 
 
+def adacolvit_block_graph(x: Tensor, args: tuple) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """``adacolvit_block_one`` with learned decisions, written for ``torch.export``: a
+    sub-layer that may be skipped is a ``torch.cond`` on its decision (an ONNX ``If``), and
+    each sub-layer selects its kept tokens in the graph (``adaprune.ops.grouped_sublayer_graph``).
+    Nothing is read on the host, so the exported graph decides per image as eager eval does.
+
+    Args:
+        x: (1, N, C) tokens, policy token first.
+        args: ``adacolvit_block_one``'s arguments after the three policy ones, as
+            ``AdaColViT._one_args`` gives them.
+
+    Returns:
+        The new x, the (1, 2) sub-layers run (0/1 in x's dtype) and the (1, 2, Np) bool patch
+        keep masks (False where a sub-layer is skipped; None without patch decisions).
+    """
+    layer_weight, layer_bias, grouped = args[:3]
+    gatings = (args[3:9], args[9:15])
+    prefix = args[15]
+    layout = args[15:21]
+    weights = (args[21:25], args[25:29])
+    n = int(x.shape[1]) - int(prefix.shape[0])
+    if layer_weight is None:
+        run = torch.ones(1, 2, dtype=x.dtype, device=x.device)
+    else:
+        run = (F.linear(x[:, 0], layer_weight, layer_bias) > 0).to(x.dtype)
+    masks = []
+    for which in range(2):
+        gating = gatings[which] if grouped else (*gatings[which][:4], None, None)
+
+        def computed(x: Tensor, which: int = which, gating: tuple = gating) -> tuple[Tensor, ...]:
+            x, keep = grouped_sublayer_graph(x, which == 0, gating, layout, weights[which])
+            return (x,) if keep is None else (x, keep)
+
+        def skipped(x: Tensor) -> tuple[Tensor, ...]:
+            return (x.clone(),) if not grouped else (x.clone(), torch.zeros(1, n, dtype=torch.bool, device=x.device))
+
+        out = computed(x) if layer_weight is None else torch.cond(run[0, which] > 0.5, computed, skipped, (x,))
+        x = out[0]
+        if grouped:
+            masks.append(out[1])
+    return x, run, torch.stack(masks, dim=1) if grouped else None
+
+
 @register_gate("adacolvit")
 class AdaColViT(BlockGate):
     """AdaColViT's gates for one block.
@@ -187,16 +231,32 @@ class AdaColViT(BlockGate):
         args = self._eval_state(block)[1]
         if not args:
             return None
+        cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
+        if torch.compiler.is_exporting():  # decisions as graph control flow (adaprune.export)
+            if policy.mode != "learned":
+                raise ValueError(f"an exported model decides with the learned policy, not {policy.mode!r}; "
+                                 f"export outside adaprune.policy(...)")
+
+            def graph_step(x: Tensor) -> tuple[Tensor, BlockDecision]:
+                x, run, masks = adacolvit_block_graph(x, args)
+                return x, BlockDecision(run, masks, cost)
+
+            return graph_step
         # eager while traced, so that tracers (fvcore) see the kernel's ops
         kernel = adacolvit_block_one if torch.jit.is_tracing() else scripted(adacolvit_block_one)
         head = (POLICY_CODES[policy.mode], policy.patch_keep, policy.layer_keep)
-        cost = functools.partial(self._gflops, x.shape[1], policy.mode == "learned")
 
         def step(x: Tensor) -> tuple[Tensor, BlockDecision]:
             x, run, masks = kernel(x, *head, *args)
             return x, BlockDecision(run, masks, cost)
 
         return step
+
+    def export_blocker(self, block: nn.Module) -> Optional[str]:
+        if self._plain and self._eval_state(block)[1]:
+            return None
+        return (f"block {self.index} has parts the exported kernel does not compute (supported: timm's Attention "
+                f"without q/k norm, Mlp with GELU / ReLU / SiLU / QuickGELU, LayerNorm, LayerScale)")
 
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
@@ -230,6 +290,10 @@ class AdaColViT(BlockGate):
         parameters; cached while none of them changes and no gradient is asked for."""
         if not self._plain:
             return None, ()
+        if torch.compiler.is_exporting() and self._eval.key is not None:
+            # parameters are fake while torch.export traces: the copies made by the eager forward
+            # that adaprune.export_onnx runs first go into the graph as constants
+            return self._eval.value
         b = block._modules
         attn, mlp = b["attn"], b["mlp"]
         modules = [attn._modules[k] for k in ("qkv", "proj", "q_norm", "k_norm")]

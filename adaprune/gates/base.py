@@ -63,6 +63,15 @@ class BlockGate(nn.Module, ABC):
         whose decisions accumulate over depth keep the default."""
         return None
 
+    def export_blocker(self, block: nn.Module) -> Optional[str]:
+        """Why ``adaprune.export_onnx`` cannot export this block with its decisions inside the
+        graph (one line), or None when it can. A method that exports returns, from
+        ``prepare_inference`` while ``torch.compiler.is_exporting()``, a step whose decisions
+        are graph control flow (``torch.cond``) and whose kept tokens are found in the graph;
+        the default says that this method does not."""
+        return (f"method {self.name!r} decides with Python control flow on tensor values, which an ONNX graph "
+                f"cannot hold; exportable methods: adacolvit")
+
     @abstractmethod
     def forward(self, block: nn.Module, x: Tensor, policy: Policy,
                 previous: Optional[BlockDecision] = None) -> tuple[Tensor, BlockDecision]:
