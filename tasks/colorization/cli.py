@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, type=_folder,
                        help="output folder: config.yaml, checkpoint.pt, log.jsonl, metrics.json")
     train.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
+    train.add_argument("--init", default=None, metavar="CHECKPOINT|shipped:NAME",
+                       help="start from trained weights (same as --set init=...): a checkpoint.pt or a shipped "
+                            "model; what fits loads, position embeddings are resampled to the run's grid, "
+                            "gates and a head of another kind start new (log.jsonl and config.yaml say which)")
 
     evaluate = commands.add_parser("evaluate", help="PSNR@k / LPIPS@k / GFLOPs of a checkpoint",
                                    description="Score a checkpoint on fixed hint sets; unreadable images are "
@@ -266,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lpips", default="auto", choices=["auto", "alex", "vgg", "none"],
                           help="auto: AlexNet-LPIPS when its weights are present")
     evaluate.add_argument("--batch-size", type=_positive, default=16, help="images per forward")
+    evaluate.add_argument("--image-size", type=_positive, default=None,
+                          help="score at this size (default: the model's); a model of another size sees the "
+                               "photos and hints resized to its own and its ab is resized back (bilinear)")
     evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
     _quiet(evaluate)
 
@@ -337,7 +344,9 @@ def _train(args: argparse.Namespace) -> int:
     from adacolor.config import make_config
     from adacolor.train import train
 
-    config = make_config(args.recipe, args.overrides)
+    if args.init is not None and not args.init.startswith("shipped:"):
+        _check_checkpoint(args.init)
+    config = make_config(args.recipe, args.overrides + ([f"init={args.init}"] if args.init is not None else []))
     result = train(config, args.out, resume=not args.no_resume)
     if result.get("interrupted"):
         if result["rank"] == 0:
@@ -360,6 +369,8 @@ def _resume_command(args: argparse.Namespace) -> str:
     words = ["adacolor", "train", "--recipe", args.recipe]
     for item in args.overrides:
         words += ["--set", item]
+    if args.init is not None:
+        words += ["--init", args.init]
     return shlex.join(words + ["--out", args.out])
 
 
@@ -370,9 +381,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from adacolor.evaluate import run_evaluation
     resolve_data(args.data)  # a missing folder is reported before the model is loaded
     model = _load_model(args)
+    name = model.build_args["name"]
+    if args.image_size is not None and args.image_size != model.image_size[0]:
+        from adacolor.model import ResizedColorizer
+        model = ResizedColorizer(model, args.image_size)
     result = run_evaluation(model, args.data, args.out, ks=args.hints, num_images=args.images, seed=args.seed,
                             hint_file=args.hint_file, lpips=args.lpips, batch_size=args.batch_size,
-                            device=args.device, name=model.build_args["name"], progress=not args.quiet)
+                            device=args.device, name=name, progress=not args.quiet)
     print((Path(args.out) / "metrics.md").read_text(), end="")
     if "note" in result:
         _say(result["note"])

@@ -49,6 +49,11 @@ class TrainConfig:
     drop_path: float = 0.0                 # stochastic depth; iColoriT trains without it
     patch_groups: Optional[int] = None     # AdaColViT's G (1: no patch selection); None: the model's (2)
     layer_skip: Optional[bool] = None      # AdaColViT's sub-layer skipping; None: the model's (on)
+    head: str = "conv"                     # iColoriT's 3x3 conv over the token grid, or "linear" (the old head)
+    init: Optional[str] = None             # start from trained weights: a checkpoint.pt or shipped:NAME
+                                           # (backbone and head load, gates start new, pos embed resampled)
+    distill_weight: float = 0.0            # weight of a Huber loss to the --init model's own ab (a second
+                                           # target; 0: none); needs init
     # loss
     huber_delta: float = 0.01              # iColoriT's Huber delta on ab / 110
     sparsity_weight: float = 1.0           # weight of the sparsity loss (adaptive models)
@@ -120,6 +125,13 @@ class TrainConfig:
             raise ValueError(f"budget must be sample, batch or spread, got {self.budget!r}")
         if not 0.0 <= self.budget_spread <= 0.5:
             raise ValueError(f"budget_spread is a half-width of keep ratios in [0, 0.5], got {self.budget_spread!r}")
+        if self.head not in ("conv", "linear"):
+            raise ValueError(f"head must be conv (iColoriT's) or linear, got {self.head!r}")
+        if self.distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight!r}")
+        if self.distill_weight and not self.init:
+            raise ValueError("distill_weight needs a teacher: set init to the dense model to distil from "
+                             "(--init CHECKPOINT or shipped:NAME)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -131,6 +143,8 @@ class TrainConfig:
     def model_options(self) -> dict[str, Any]:
         """Keyword arguments of ``create_colorizer`` besides the name."""
         options: dict[str, Any] = dict(image_size=self.image_size, backbone=self.backbone)
+        if self.head != "conv":
+            options["head"] = self.head
         for name in ("patch_size", "depth", "beta_patch", "beta_layer", "patch_groups", "layer_skip"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)

@@ -1,12 +1,19 @@
-"""Colorizer: a timm ViT backbone and iColoriT's pixel-shuffle head, by registered name.
+"""Colorizer: a timm ViT backbone and iColoriT's local stabilizing head, by registered name.
 
-    >>> model = create_colorizer("adacolvit-t", image_size=112)
-    >>> ab = model(model_input(l_norm, hint_ab, hint_mask))   # (B, 4, 112, 112) -> (B, 2, 112, 112)
+    >>> model = create_colorizer("adacolvit-t", image_size=224)
+    >>> ab = model(model_input(l_norm, hint_ab, hint_mask))   # (B, 4, 224, 224) -> (B, 2, 224, 224)
     >>> colorizer_gflops(model)                                # (B,) per sample, from the decisions
 
-The head maps each token to its P x P pixels of normalised ab (``Linear(C, 2 * P * P)``, laid
-out channel-major so that ``pixel_shuffle`` puts them in place), then a 3x3 convolution (the
-"local stabilizing layer" of iColoriT) smooths the seams between patches, then tanh.
+Heads (``head=``):
+- ``"conv"`` (default): iColoriT's local stabilizing layer as its code defines it (``CnnHead``,
+  ``head_mode='cnn'``): the tokens laid out as their (h, w) grid, a 3x3 convolution with
+  reflect padding from the embedding width to 2 * P * P values per token, pixel shuffle, tanh.
+  Each patch's pixels are computed from its eight neighbours' tokens too, so colour can
+  change smoothly across a patch border.
+- ``"linear"``: the head the first models here shipped with: ``Linear(C, 2 * P * P)`` per token,
+  pixel shuffle, then a 3x3 convolution on the two ab channels. A token paints its own patch
+  alone, and the 2-channel convolution cannot see past the border: outputs are a mosaic of
+  P-pixel squares. Kept to load those models and to compare.
 """
 
 from __future__ import annotations
@@ -31,16 +38,21 @@ __all__ = [
     "ColorizerSpec",
     "Colorizer",
     "ImageColorizer",
+    "ResizedColorizer",
+    "resize_input",
     "check_input",
     "register_colorizer",
     "list_colorizers",
     "get_spec",
     "create_colorizer",
+    "HEADS",
     "tokens_to_image",
+    "tokens_to_grid",
     "head_gflops",
     "colorizer_gflops",
     "colorizer_state",
     "read_checkpoint",
+    "with_head",
     "load_colorizer",
 ]
 
@@ -175,6 +187,18 @@ def tokens_to_image(tokens: Tensor, grid: tuple[int, int], patch_size: int) -> T
     return F.pixel_shuffle(maps, patch_size)
 
 
+def tokens_to_grid(tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Lays tokens out as a feature map: (B, h * w, C) in row-major grid order -> (B, C, h, w)."""
+    B, N, C = tokens.shape
+    h, w = grid
+    if N != h * w:
+        raise ValueError(f"{N} tokens do not fit a {h}x{w} grid")
+    return tokens.transpose(1, 2).reshape(B, C, h, w)
+
+
+HEADS = ("conv", "linear")
+
+
 def check_input(x: Tensor, size: tuple[int, int]) -> None:
     """Raises a ValueError unless x is (B, 4, H, W) at the model's (H, W)."""
     if x.ndim != 4 or x.shape[1] != 4 or tuple(x.shape[-2:]) != tuple(size):
@@ -188,10 +212,16 @@ class Colorizer(nn.Module):
     Args:
         backbone: a timm ``VisionTransformer`` with ``in_chans=4`` (adaprune-wrapped or not).
         spec: the registry entry it was built from (kept for the loss's betas); optional.
+        head: ``"conv"`` (iColoriT's: 3x3 convolution over the token grid to 2 * P * P values
+            per token) or ``"linear"`` (per-token Linear, then a 3x3 convolution on the two ab
+            channels after pixel shuffle); see the module docstring.
     """
 
-    def __init__(self, backbone: VisionTransformer, spec: Optional[ColorizerSpec] = None) -> None:
+    def __init__(self, backbone: VisionTransformer, spec: Optional[ColorizerSpec] = None,
+                 head: str = "conv") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
         if not isinstance(backbone, VisionTransformer):
             raise TypeError(f"the backbone must be a timm VisionTransformer, got {type(backbone).__name__}")
         in_chans = backbone.patch_embed.proj.in_channels
@@ -201,13 +231,21 @@ class Colorizer(nn.Module):
         self.backbone = backbone
         self.spec = spec
         self.patch_size = int(backbone.patch_embed.patch_size[0])
-        self.head = nn.Linear(backbone.embed_dim, 2 * self.patch_size ** 2)
-        self.stabilizer = nn.Conv2d(2, 2, kernel_size=3, padding=1, padding_mode="reflect")
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-        # identity at init: the stabilizer learns a correction on top of the shuffled pixels
-        nn.init.dirac_(self.stabilizer.weight)
-        nn.init.zeros_(self.stabilizer.bias)
+        self.head_kind = head
+        out_channels = 2 * self.patch_size ** 2
+        self.stabilizer: Optional[nn.Conv2d] = None
+        if head == "conv":
+            # iColoriT's CnnHead: PyTorch's default Conv2d init, as in its code
+            self.head: nn.Module = nn.Conv2d(backbone.embed_dim, out_channels, kernel_size=3, padding=1,
+                                             padding_mode="reflect")
+        else:
+            self.head = nn.Linear(backbone.embed_dim, out_channels)
+            self.stabilizer = nn.Conv2d(2, 2, kernel_size=3, padding=1, padding_mode="reflect")
+            nn.init.xavier_uniform_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+            # identity at init: the stabilizer learns a correction on top of the shuffled pixels
+            nn.init.dirac_(self.stabilizer.weight)
+            nn.init.zeros_(self.stabilizer.bias)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -228,8 +266,13 @@ class Colorizer(nn.Module):
         """x: (B, 4, H, W) = [L_norm, hint a, hint b, hint mask] -> ab_norm (B, 2, H, W) in (-1, 1)."""
         check_input(x, self.image_size)
         tokens = self.backbone.forward_features(x)[:, self.backbone.num_prefix_tokens:]  # (B, N, C)
-        ab = tokens_to_image(self.head(tokens), self.grid_size, self.patch_size)
-        return torch.tanh(self.stabilizer(ab))
+        return torch.tanh(self.head_pixels(tokens))
+
+    def head_pixels(self, tokens: Tensor) -> Tensor:
+        """The head before tanh: patch tokens (B, h * w, C) -> ab logits (B, 2, H, W)."""
+        if self.stabilizer is None:  # conv: 3x3 over the grid, then each token's P x P pixels in place
+            return F.pixel_shuffle(self.head(tokens_to_grid(tokens, self.grid_size)), self.patch_size)
+        return self.stabilizer(tokens_to_image(self.head(tokens), self.grid_size, self.patch_size))
 
 
 class ImageColorizer(nn.Module):
@@ -275,6 +318,69 @@ class ImageColorizer(nn.Module):
         return cached
 
 
+def resize_input(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """A model input at another size: (B, 4, H, W) [L, hint a, hint b, mask] -> (B, 4, h, w).
+
+    L is area-averaged (bilinear when enlarging). A hint survives where any of its pixels falls
+    (max-pooled mask), with the mean colour of the hint pixels there, so a 2x2 hint at 224 px is
+    one 1x1 hint at 112.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = x.shape[-2] >= size[0] and x.shape[-1] >= size[1]
+    mode = "area" if shrink else "bilinear"
+    l_norm, ab, mask = x[:, :1], x[:, 1:3], x[:, 3:]
+    small_l = F.interpolate(l_norm, size=size, mode=mode)
+    if shrink:
+        small_mask = F.adaptive_max_pool2d(mask, size)
+        weight = F.interpolate(mask, size=size, mode="area")
+        small_ab = F.interpolate(ab * mask, size=size, mode="area") / weight.clamp_min(1e-8) * small_mask
+    else:
+        small_mask = F.interpolate(mask, size=size, mode="nearest")
+        small_ab = F.interpolate(ab, size=size, mode="nearest") * small_mask
+    return torch.cat([small_l, small_ab, small_mask], dim=1)
+
+
+class ResizedColorizer(nn.Module):
+    """A colorizer scored at another size: the input is resized to the model's (``resize_input``)
+    and its ab resized back (bilinear), e.g. a 112-px model compared at 224 px.
+
+    Args:
+        model: the colorizer (ViT or image-to-image).
+        image_size: the square size it is used at.
+    """
+
+    def __init__(self, model: nn.Module, image_size: int) -> None:
+        super().__init__()
+        self.inner = model
+        self._size = int(image_size)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) it takes and returns."""
+        return self._size, self._size
+
+    @property
+    def spec(self) -> Optional[ColorizerSpec]:
+        return self.inner.spec
+
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.inner.adaptive)
+
+    @property
+    def patch_size(self) -> int:
+        """The inner model's patch, in this size's pixels (16 at 112 px is 32 at 224)."""
+        inner = getattr(self.inner, "patch_size", 16)
+        return max(1, round(inner * self._size / self.inner.image_size[0]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, 4, S, S) at this size -> ab_norm (B, 2, S, S)."""
+        check_input(x, self.image_size)
+        ab = self.inner(resize_input(x, self.inner.image_size))
+        return F.interpolate(ab, size=self.image_size, mode="bilinear", align_corners=False).clamp(-1, 1)
+
+
 def _build_network(spec: ColorizerSpec, image_size: int, overrides: dict[str, Any]) -> ImageColorizer:
     module_name, _, factory_name = spec.network.partition(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
@@ -295,7 +401,7 @@ _SPEC_OPTIONS = {"beta_patch", "beta_layer"}
 
 
 def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] = None,
-                     **overrides: Any) -> Colorizer:
+                     head: str = "conv", **overrides: Any) -> Colorizer:
     """Builds a registered colorizer, randomly initialised.
 
     Args:
@@ -303,6 +409,8 @@ def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] =
         image_size: input resolution (square); must be a multiple of the patch size.
         backbone: any timm VisionTransformer name to use instead of the registry's (its depth is
             then the timm model's unless ``depth`` is given).
+        head: ``"conv"`` (iColoriT's local stabilizing layer) or ``"linear"`` (``HEADS``; ViT
+            colorizers only).
         **overrides: ``patch_groups``, ``layer_skip``, ``temperature``, ``init_keep_logit``
             (gate options, adaptive models), ``beta_patch``, ``beta_layer`` (loss targets), and
             anything else goes to ``timm.create_model`` (``patch_size``, ``depth``,
@@ -313,9 +421,13 @@ def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] =
         TypeError: an override neither the gates nor timm accept.
     """
     spec = get_spec(name)
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
     if spec.network is not None:
         if backbone is not None:
             raise TypeError(f"{name} is a whole image-to-image network; it takes no ViT backbone")
+        if head != "conv":
+            raise TypeError(f"{name} is a whole image-to-image network; it has no ViT head to choose")
         model = _build_network(spec, image_size, overrides)
         model.build_args = dict(name=name, image_size=image_size, **overrides)
         return model
@@ -358,18 +470,25 @@ def create_colorizer(name: str, image_size: int = 224, backbone: Optional[str] =
                       **{k: v for k, v in gate_options.items() if k not in ("patch_groups", "layer_skip")})
     elif spec.adaptive:
         adaprune.wrap(vit, method=spec.method, **{**dict(spec.method_options), **gate_options})
-    model = Colorizer(vit, spec)
-    model.build_args = dict(name=name, image_size=image_size, backbone=backbone,
+    model = Colorizer(vit, spec, head=head)
+    model.build_args = dict(name=name, image_size=image_size, backbone=backbone, head=head,
                             **gate_options, **{k: v for k, v in spec_options.items() if k in _SPEC_OPTIONS},
                             **overrides)
     return model
 
 
 def head_gflops(model: Colorizer) -> float:
-    """GFLOPs of the head for one image: the token Linear (N * C * 2P^2) and the 3x3
-    stabilizer (H * W * 2 * 2 * 9) multiply-adds. Biases, pixel shuffle and tanh are not counted
-    (fvcore's convention)."""
+    """GFLOPs of the head for one image, in multiply-adds (fvcore's convention: biases, pixel
+    shuffle and tanh are not counted).
+
+    ``conv``: the 3x3 convolution over the token grid, N * C * 2P^2 * 9 (iColoriT-T at 224 px:
+    196 * 192 * 512 * 9 = 0.173 GFLOPs, which with ViT-Tiny's 1.26 makes the paper's 1.43).
+    ``linear``: the token Linear (N * C * 2P^2) and the 2-channel 3x3 stabilizer (H * W * 2 * 2 * 9).
+    """
     (h, w), (H, W) = model.grid_size, model.image_size
+    if model.stabilizer is None:
+        conv = model.head
+        return h * w * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] / 1e9
     linear = h * w * model.head.in_features * model.head.out_features
     conv = H * W * model.stabilizer.out_channels * model.stabilizer.in_channels * 9
     return (linear + conv) / 1e9
@@ -387,6 +506,8 @@ def colorizer_gflops(model: Union[Colorizer, ImageColorizer], batch_size: int = 
     Raises:
         RuntimeError: a wrapped model that has not run a forward yet.
     """
+    if isinstance(model, ResizedColorizer):
+        return colorizer_gflops(model.inner, batch_size)
     if isinstance(model, ImageColorizer):
         return torch.full((batch_size,), model.gflops())
     head = head_gflops(model)
@@ -444,6 +565,18 @@ def read_checkpoint(path: Union[str, Path], map_location: str = "cpu") -> dict[s
     return state
 
 
+def with_head(model_args: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """``model_args`` with the ``head`` its weights were trained with.
+
+    Checkpoints written before heads were selectable name none; theirs is ``"linear"``, which
+    their weights show (a ``stabilizer`` convolution). Arguments that name a head, and
+    image-to-image networks, are returned as they are.
+    """
+    if "head" in model_args or get_spec(model_args.get("name", "")).network is not None:
+        return dict(model_args)
+    return {**model_args, "head": "linear" if "stabilizer.weight" in state else "conv"}
+
+
 def load_colorizer(checkpoint: Union[str, Path, dict[str, Any]], map_location: str = "cpu") -> Colorizer:
     """Rebuilds a colorizer from a checkpoint (a path, or the loaded dict) written by training.
 
@@ -459,8 +592,8 @@ def load_colorizer(checkpoint: Union[str, Path, dict[str, Any]], map_location: s
     if "model_args" not in state or "model" not in state:
         raise ValueError(f"{where} is not a colorizer checkpoint: it needs 'model_args' and 'model', "
                          f"has {sorted(map(str, state))}")
-    args = dict(state["model_args"])
     try:
+        args = with_head(dict(state["model_args"]), state["model"])
         model = create_colorizer(args.pop("name"), **args)
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from adacolor.config import TrainConfig, config_dict, save_config
 from adacolor.data import evenly_spaced, image_dataset
-from adacolor.loss import colorization_loss
-from adacolor.model import Colorizer, colorizer_state, create_colorizer, read_checkpoint
+from adacolor.loss import colorization_loss, huber_loss
+from adacolor.model import Colorizer, colorizer_state, create_colorizer, load_colorizer, read_checkpoint
 
 __all__ = [
     "epoch_order",
@@ -289,6 +289,7 @@ def train_one_epoch(
         context: Context,
         step: int,
         after_step: Optional[Callable[[int, dict[str, float]], bool]] = None,
+        teacher: Optional[nn.Module] = None,
 ) -> dict[str, Any]:
     """Trains on the batches of ``loader`` (one epoch, or what is left of it).
 
@@ -302,6 +303,8 @@ def train_one_epoch(
         step: global steps done before this call.
         after_step: called with (step, loss terms) after each step (terms averaged over the
             processes); returning True stops the epoch there.
+        teacher: a frozen colorizer (eval mode) whose ab is a second target, weighted by
+            ``config.distill_weight`` (the ``"distill"`` term); None: none.
 
     Returns:
         ``{"step": last step done, "stopped": bool, "steps": steps run, "loss": mean, ...}``
@@ -321,6 +324,11 @@ def train_one_epoch(
                                   sparsity_weight=config.sparsity_weight,
                                   beta_patch=config.beta_patch, beta_layer=config.beta_layer,
                                   budget=config.budget, budget_spread=config.budget_spread)
+        if teacher is not None:
+            with torch.no_grad():
+                taught = teacher(x)
+            terms["distill"] = huber_loss(pred, taught, config.huber_delta)
+            terms["loss"] = terms["loss"] + config.distill_weight * terms["distill"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip_grad is not None:
@@ -392,12 +400,38 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> 
                          f"settings, or train into a new --out directory")
 
 
+def _initialize(model: Colorizer, source: str, out: Path, log_path: Path, context: Context) -> None:
+    """Loads ``--init`` weights into a fresh model and records what was done (main process)."""
+    from adacolor.initialize import initialize_from
+
+    report = initialize_from(model, source)
+    if context.is_main:
+        record = report.as_dict()
+        _append_log(log_path, {"step": 0, "init": record})
+        (out / "init.json").write_text(json.dumps({**record, "loaded_keys": report.loaded, "new_keys": report.new,
+                                                   "dropped_keys": report.dropped}, indent=2) + "\n")
+        with open(out / "config.yaml", "a") as f:
+            f.write(f"# init: {report.summary()}\n")
+        tqdm.write(f"init: {report.summary()}")
+
+
+def _teacher_state(source: str) -> dict[str, Any]:
+    """The ``--init`` model as a checkpoint dict, to distil from."""
+    from adacolor.initialize import read_init_source
+
+    teacher = read_init_source(source)
+    return {"model_args": teacher.model_args, "model": teacher.state}
+
+
 def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
           stop_at_step: Optional[int] = None) -> dict[str, Any]:
     """Trains ``config`` into ``out_dir``; picks up ``out_dir/checkpoint.pt`` when present.
 
     Writes ``config.yaml``, ``checkpoint.pt`` (model, optimizer, scheduler, RNG states, data
     position), ``log.jsonl`` (training and evaluation lines) and, at the end, ``metrics.json``.
+    With ``config.init`` the model starts from those trained weights (``adacolor.initialize``):
+    what was loaded, resampled and newly initialised is the first line of ``log.jsonl``, a
+    comment at the end of ``config.yaml`` and ``init.json``.
 
     Args:
         config: the run.
@@ -464,6 +498,14 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
                 _truncate_log(log_path, step)
         elif context.is_main and log_path.exists():
             log_path.unlink()
+        if config.init is not None and step == 0:
+            _initialize(model, config.init, out, log_path, context)
+        teacher = None
+        if config.distill_weight:
+            teacher = load_colorizer(_teacher_state(config.init)).to(context.device).requires_grad_(False)
+            if teacher.image_size != model.image_size:
+                raise ValueError(f"distill_weight: the --init model works at {teacher.image_size[0]} px, this run at "
+                                 f"{config.image_size}; distil from a model of the run's image size")
 
         if context.world_size > 1:
             ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
@@ -550,7 +592,7 @@ def train(config: TrainConfig, out_dir: Union[str, Path], resume: bool = True,
                                     pin_memory=context.device.type == "cuda",
                                     worker_init_fn=_ignore_sigint if config.num_workers else None)
                 last = train_one_epoch(ddp_model, loader, optimizer, scheduler, config, context, step,
-                                       after_step)
+                                       after_step, teacher)
                 step = last["step"]
                 interrupted = last["stopped"] and stop.signal_name is not None and step < total_steps
                 if interrupted or (last["stopped"] and stop_at_step is not None and step >= stop_at_step

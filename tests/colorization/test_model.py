@@ -63,7 +63,9 @@ def test_full_size_tiny_is_vit_tiny_without_class_token() -> None:
     assert model.image_size == (224, 224) and model.patch_size == 16 and model.grid_size == (14, 14)
     assert len(vit.blocks) == 12 and vit.blocks[0].attn.num_heads == 3 and vit.embed_dim == 192
     assert vit.cls_token is None and vit.pos_embed.shape[1] == 196
-    assert model.head.out_features == 2 * 16 * 16
+    assert model.head_kind == "conv" and model.stabilizer is None
+    assert model.head.in_channels == 192 and model.head.out_channels == 2 * 16 * 16
+    assert model.head.kernel_size == (3, 3) and model.head.padding_mode == "reflect"
 
 
 def test_adaptive_names_are_wrapped_with_the_papers_gates() -> None:
@@ -86,7 +88,7 @@ def test_tokens_to_image_puts_each_token_on_its_patch() -> None:
 
 def test_head_layout_in_the_model() -> None:
     """With a constant backbone output, the head's bias alone paints every patch identically."""
-    model = create_colorizer("icolorit-t", **SMALL).eval()
+    model = create_colorizer("icolorit-t", head="linear", **SMALL).eval()
     P = model.patch_size
     with torch.no_grad():
         model.head.weight.zero_()
@@ -100,8 +102,43 @@ def test_head_layout_in_the_model() -> None:
     torch.testing.assert_close(ab[0], expected, atol=1e-5, rtol=0)
 
 
-def test_stabilizer_starts_as_identity() -> None:
+def test_conv_head_layout_in_the_model() -> None:
+    """iColoriT's head: the bias alone paints every patch identically, as the linear head's does."""
     model = create_colorizer("icolorit-t", **SMALL).eval()
+    P = model.patch_size
+    with torch.no_grad():
+        model.head.weight.zero_()
+        pattern = torch.linspace(-0.9, 0.9, 2 * P * P)
+        model.head.bias.copy_(torch.atanh(pattern))
+        ab = model(torch.randn(1, 4, 32, 32))
+    torch.testing.assert_close(ab[0], pattern.view(2, P, P).repeat(1, 32 // P, 32 // P), atol=1e-5, rtol=0)
+
+
+def test_conv_head_sees_the_neighbouring_tokens() -> None:
+    """A patch's pixels depend on its 3x3 token neighbourhood (the linear head: on its own token
+    only): changing one token changes the pixels of the eight patches around it, and no others."""
+    for head, reach in (("conv", 1), ("linear", 0)):
+        model = create_colorizer("icolorit-t", head=head, image_size=40, patch_size=8, depth=1).eval()
+        tokens = torch.randn(1, 25, 192)
+        changed = tokens.clone()
+        changed[0, 2 * 5 + 2] += 1.0  # the centre token of the 5x5 grid
+        with torch.no_grad():
+            diff = (model.head_pixels(changed) - model.head_pixels(tokens)).abs().sum(1)[0]  # (40, 40)
+        per_patch = diff.view(5, 8, 5, 8).sum((1, 3)) > 1e-6                                 # (5, 5)
+        rows, cols = torch.meshgrid(torch.arange(5), torch.arange(5), indexing="ij")
+        expected = ((rows - 2).abs() <= reach) & ((cols - 2).abs() <= reach)
+        assert torch.equal(per_patch, expected), head
+
+
+def test_head_choice_errors() -> None:
+    with pytest.raises(ValueError, match="head must be one of conv, linear"):
+        create_colorizer("icolorit-t", head="mlp", **SMALL)
+    with pytest.raises(TypeError, match="no ViT head"):
+        create_colorizer("swinir-t", head="linear", image_size=32)
+
+
+def test_stabilizer_starts_as_identity() -> None:
+    model = create_colorizer("icolorit-t", head="linear", **SMALL).eval()
     x = torch.randn(1, 4, 32, 32)
     with torch.no_grad():
         shuffled = tokens_to_image(model.head(model.backbone.forward_features(x)), model.grid_size, 8)
@@ -128,12 +165,21 @@ def test_any_timm_vit_can_be_the_backbone() -> None:
         Colorizer(torch.nn.Linear(2, 2))
 
 
-def test_dense_gflops_match_fvcore() -> None:
-    model = create_colorizer("icolorit-t", image_size=32, patch_size=8, depth=2).eval()
+@pytest.mark.parametrize("head", ["conv", "linear"])
+def test_dense_gflops_match_fvcore(head: str) -> None:
+    model = create_colorizer("icolorit-t", head=head, image_size=32, patch_size=8, depth=2).eval()
     counted = adaprune.fvcore_gflops(model, torch.randn(1, 4, 32, 32))
     assert colorizer_gflops(model, 3).shape == (3,)
     assert float(colorizer_gflops(model)[0]) == pytest.approx(counted, rel=1e-6)
-    assert head_gflops(model) == pytest.approx((16 * 192 * 128 + 32 * 32 * 2 * 2 * 9) / 1e9)
+    expected = 16 * 192 * 128 * 9 if head == "conv" else 16 * 192 * 128 + 32 * 32 * 2 * 2 * 9
+    assert head_gflops(model) == pytest.approx(expected / 1e9)
+
+
+def test_icolorit_t_at_224_counts_the_papers_gflops() -> None:
+    """ViT-Tiny/16 at 224 px plus iColoriT's head: the paper's 1.43 GFLOPs for iColoriT-T."""
+    model = create_colorizer("icolorit-t")
+    assert head_gflops(model) == pytest.approx(196 * 192 * 512 * 9 / 1e9)
+    assert float(colorizer_gflops(model)[0]) == pytest.approx(1.43, abs=0.005)
 
 
 def test_adaptive_gflops_follow_the_decisions() -> None:
@@ -209,3 +255,32 @@ def test_baseline_losses_reach_their_gates() -> None:
         terms = colorization_loss(model, model(x), target)
         assert "sparsity" in terms and terms["sparsity"].requires_grad, name
         terms["loss"].backward()
+
+
+def test_resize_input_keeps_every_hint_with_its_colour() -> None:
+    from adacolor.model import resize_input
+
+    x = torch.zeros(1, 4, 64, 64)
+    x[:, 0] = torch.linspace(-1, 1, 64)[None, :]        # L ramps left to right
+    x[:, 1:3, 10:12, 20:22] = torch.tensor([0.3, -0.2])[:, None, None]
+    x[:, 3, 10:12, 20:22] = 1.0                          # one 2x2 hint at 64 px
+    small = resize_input(x, (32, 32))
+    assert small.shape == (1, 4, 32, 32)
+    assert float(small[0, 3].sum()) == 1.0 and float(small[0, 3, 5, 10]) == 1.0
+    torch.testing.assert_close(small[0, 1:3, 5, 10], torch.tensor([0.3, -0.2]))
+    assert float(small[0, 1:3].abs().sum()) == pytest.approx(0.5)   # no colour where there is no hint
+    torch.testing.assert_close(small[0, 0].mean(), x[0, 0].mean())
+
+
+def test_a_resized_colorizer_is_scored_at_the_outer_size() -> None:
+    from adacolor.model import ResizedColorizer
+
+    inner = create_colorizer("adacolvit-t", **SMALL).eval()          # 32 px
+    model = ResizedColorizer(inner, 64).eval()
+    with torch.no_grad():
+        ab = model(torch.randn(2, 4, 64, 64))
+    assert ab.shape == (2, 2, 64, 64) and model.image_size == (64, 64) and model.adaptive
+    assert model.patch_size == 2 * inner.patch_size
+    torch.testing.assert_close(colorizer_gflops(model, 2), colorizer_gflops(inner, 2))
+    with pytest.raises(ValueError, match=r"expected input \(B, 4, 64, 64\)"):
+        model(torch.randn(1, 4, 32, 32))

@@ -28,8 +28,39 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, torc
     folder = tmp_path_factory.mktemp("weights")
     checkpoint = folder / "checkpoint.pt"
     torch.save(colorizer_state(model), checkpoint)
-    card = export_weights(checkpoint, "tiny", "a test model", directory=folder, extra={"steps": 0})
+    # iColoriT's head makes a full-width ViT-Tiny 12.3 MiB in float16: over the shipping bound
+    card = export_weights(checkpoint, "tiny", "a test model", directory=folder, extra={"steps": 0},
+                          max_bytes=2 * MAX_SHIPPED_BYTES)
     return folder, card, model
+
+
+def test_int8_storage_is_within_the_bound_and_close_to_the_model(exported, tmp_path: Path) -> None:
+    folder, fp16_card, model = exported
+    with pytest.raises(ValueError, match="exceeds the 12 MiB bound"):
+        export_weights(folder / "checkpoint.pt", "big", "fp16 at full width", directory=tmp_path)
+    card = export_weights(folder / "checkpoint.pt", "small", "int8", directory=tmp_path, dtype="int8")
+    assert card["dtype"] == "int8" and card["bytes"] <= MAX_SHIPPED_BYTES < fp16_card["bytes"]
+    loaded = load_shipped("small", directory=tmp_path)
+    for key, value in model.state_dict().items():  # per-channel int8: within half a step of each channel
+        step = value.abs().reshape(value.shape[0], -1).amax(1) / 127 if value.ndim >= 2 else value.abs()
+        error = (loaded.state_dict()[key] - value).abs().reshape(value.shape[0], -1).amax(1) if value.ndim else 0
+        assert torch.all(error <= step * 0.5 + 1e-3), key
+    x = torch.rand(1, 4, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0.0, atol=5e-2)
+    with pytest.raises(ValueError, match="dtype must be one of float16, int8"):
+        export_weights(folder / "checkpoint.pt", "x", "x", directory=tmp_path, dtype="int4")
+
+
+def test_quantize_int8_round_trip() -> None:
+    from adacolor.weights import dequantize_int8, quantize_int8
+
+    weight = torch.randn(6, 5, 3, 3) * torch.logspace(-3, 1, 6)[:, None, None, None]
+    q, scale = quantize_int8(weight)
+    assert q.dtype == torch.int8 and scale.shape == (6,) and int(q.abs().max()) == 127
+    restored = dequantize_int8(q, scale)
+    assert ((restored - weight).abs() <= scale.float()[:, None, None, None] * 0.51).all()
+    assert torch.equal(dequantize_int8(*quantize_int8(torch.zeros(2, 3))), torch.zeros(2, 3))
 
 
 def test_export_writes_fp16_with_a_card_that_vouches_for_it(exported) -> None:
@@ -119,7 +150,7 @@ def test_shipped_checkpoint_is_the_finished_training_it_came_from(exported, tmp_
     with pytest.raises(ValueError, match="records no training step"):
         shipped_checkpoint("tiny", directory=folder)
     checkpoint = folder / "checkpoint.pt"
-    export_weights(checkpoint, "trained", "a test model", directory=folder,
+    export_weights(checkpoint, "trained", "a test model", directory=folder, max_bytes=2 * MAX_SHIPPED_BYTES,
                    extra={"training": {"recipe": "smoke", "step": 8, "config": {"model": "adacolvit-t"}}})
     state = shipped_checkpoint("trained", directory=folder)
     assert state["step"] == state["total_steps"] == 8 and state["config"] == {"model": "adacolvit-t"}

@@ -10,6 +10,11 @@ run it came from and the metrics measured on it. The SHA-256 is checked at every
 corrupt, truncated or replaced file is an error naming the file, never a silently wrong model.
 ``export_weights`` turns a training checkpoint into such a pair; ``shipped_checkpoint`` turns
 a shipped model back into a (finished, weights-only) checkpoint.
+
+Storage: ``float16`` (every tensor), or ``int8``: each weight matrix or convolution kernel of
+at least ``INT8_MIN_NUMEL`` values is stored as int8 with one float16 scale per output channel
+(symmetric, scale = max |w| / 127: ``quantize_int8``), everything else as float16. iColoriT's
+head makes ViT-Tiny 12.3 MiB in float16; int8 keeps the 224-px models under the 12 MB bound.
 """
 
 from __future__ import annotations
@@ -35,12 +40,65 @@ __all__ = [
     "export_weights",
     "shipped_checkpoint",
     "file_sha256",
+    "quantize_int8",
+    "dequantize_int8",
+    "STORAGE_DTYPES",
 ]
 
 WEIGHTS_DIR = Path(__file__).parent
 DEFAULT_MODEL = "adacolvit-t-cpu"
-MAX_SHIPPED_BYTES = 12 * 1024 * 1024   # one shipped model, fp16 (issue 9's bound)
+MAX_SHIPPED_BYTES = 12 * 1024 * 1024   # one shipped model (issue 9's bound; the 224-px ones ship as int8)
 _METADATA_KEY = "adacolor.model_args"  # safetensors metadata: the model_args as JSON
+STORAGE_DTYPES = ("float16", "int8")
+INT8_MIN_NUMEL = 4096                  # smaller tensors (biases, norms, gates' vectors) stay float16
+_SCALE_SUFFIX = ".int8_scale"          # the per-output-channel scales of an int8 tensor KEY: KEY + this
+
+
+def quantize_int8(weight: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Symmetric per-output-channel int8: weight (O, ...) -> (q int8 (O, ...), scale float16 (O,)),
+    with ``q = round(w / scale)`` in [-127, 127] and ``scale = max |w| of the channel / 127``."""
+    import torch
+
+    flat = weight.detach().float().reshape(weight.shape[0], -1)
+    scale = (flat.abs().amax(dim=1) / 127).clamp_min(1e-12).to(torch.float16)
+    q = torch.round(flat / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.reshape(weight.shape), scale
+
+
+def dequantize_int8(q: "torch.Tensor", scale: "torch.Tensor") -> "torch.Tensor":
+    """float32 weights from ``quantize_int8``'s (q (O, ...), scale (O,))."""
+    return q.float() * scale.float().reshape(-1, *([1] * (q.ndim - 1)))
+
+
+def _stored(state: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """The tensors as written: float16, or int8 with scales for the large weights."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        value = value.detach()
+        if dtype == "int8" and value.is_floating_point() and value.ndim >= 2 and value.numel() >= INT8_MIN_NUMEL:
+            out[key], out[key + _SCALE_SUFFIX] = quantize_int8(value)
+        else:
+            out[key] = value.to(torch.float16).contiguous()
+    return out
+
+
+def _restored(stored: dict[str, Any]) -> dict[str, Any]:
+    """float32 tensors from ``_stored``'s: int8 ones times their scales."""
+    import torch
+
+    state = {}
+    for key, value in stored.items():
+        if key.endswith(_SCALE_SUFFIX):
+            continue
+        if value.dtype == torch.int8:
+            if key + _SCALE_SUFFIX not in stored:
+                raise ValueError(f"int8 tensor {key} has no {key + _SCALE_SUFFIX}")
+            state[key] = dequantize_int8(value, stored[key + _SCALE_SUFFIX])
+        else:
+            state[key] = value.to(torch.float32)
+    return state
 
 
 def file_sha256(path: Union[str, Path]) -> str:
@@ -99,7 +157,7 @@ def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
     import torch
     from safetensors import SafetensorError, safe_open
 
-    from adacolor.model import create_colorizer
+    from adacolor.model import create_colorizer, with_head
 
     path = Path(path)
     if not path.is_file():
@@ -121,10 +179,14 @@ def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
             raise ValueError(f"{path} has no {_METADATA_KEY!r} metadata, so the model it belongs to is unknown; "
                              f"pass model_args")
         model_args = json.loads(metadata[_METADATA_KEY])
-    args = dict(model_args)
+    try:
+        state = _restored(state)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}; the file is damaged") from None
+    args = with_head(dict(model_args), state)
     model = create_colorizer(args.pop("name"), **args)
     try:
-        model.load_state_dict({key: value.to(torch.float32) for key, value in state.items()})
+        model.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise ValueError(f"{path} does not fit {model_args}: {first}") from None
@@ -159,8 +221,9 @@ def shipped_checkpoint(name: Optional[str] = None, directory: Union[str, Path] =
 
 def export_weights(checkpoint: Union[str, Path], name: str, description: str,
                    directory: Union[str, Path] = WEIGHTS_DIR, extra: Optional[dict[str, Any]] = None,
-                   max_bytes: int = MAX_SHIPPED_BYTES) -> dict[str, Any]:
-    """Writes ``NAME.safetensors`` (fp16) and ``NAME.json`` from a training checkpoint.
+                   max_bytes: int = MAX_SHIPPED_BYTES, dtype: str = "float16") -> dict[str, Any]:
+    """Writes ``NAME.safetensors`` (``dtype``: float16 or int8, see the module docstring) and
+    ``NAME.json`` from a training checkpoint.
 
     Both files are written to temporary names and renamed, so a failure leaves no half file.
 
@@ -171,6 +234,7 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
         directory: where to write (default: this package's folder).
         extra: more card fields (training run, metrics).
         max_bytes: refuse to write weights larger than this.
+        dtype: ``"float16"`` or ``"int8"`` (large weights per-channel int8, the rest float16).
 
     Returns:
         The card written.
@@ -180,8 +244,10 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
 
     from adacolor.model import load_colorizer
 
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, got {dtype!r}")
     model = load_colorizer(checkpoint)
-    state = {key: value.detach().to(torch.float16).contiguous() for key, value in model.state_dict().items()}
+    state = _stored(model.state_dict(), dtype)
     args = dict(model.build_args)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -192,7 +258,7 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
         save_file(state, tmp, metadata={_METADATA_KEY: json.dumps(args)})
         size = Path(tmp).stat().st_size
         if size > max_bytes:
-            raise ValueError(f"{name}: {size / 2**20:.1f} MiB of fp16 weights exceeds the {max_bytes / 2**20:.0f} MiB "
+            raise ValueError(f"{name}: {size / 2**20:.1f} MiB of {dtype} weights exceeds the {max_bytes / 2**20:.0f} MiB "
                              f"bound for a shipped model")
         digest = file_sha256(tmp)
         os.chmod(tmp, 0o644)  # package data: readable by all, like the files beside it
@@ -201,7 +267,7 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
         if os.path.exists(tmp):
             os.remove(tmp)
     card = {"name": name, "description": description, "image_size": int(args["image_size"]),
-            "model_args": args, "weights": weights.name, "dtype": "float16", "bytes": size, "sha256": digest,
+            "model_args": args, "weights": weights.name, "dtype": dtype, "bytes": size, "sha256": digest,
             **(extra or {})}
     card_path = directory / f"{name}.json"
     tmp_card = card_path.with_suffix(".json.tmp")
