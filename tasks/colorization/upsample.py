@@ -189,7 +189,8 @@ def resize_rows(x: Tensor, height: int, top: int = 0, end: Optional[int] = None)
     Args:
         x: (B, C, h, W), any h.
         height: rows of the full resize.
-        top, end: the rows wanted (default: all).
+        top: the first row wanted.
+        end: the row after the last one wanted (default: ``height``).
 
     Returns:
         (B, C, end - top, W).
@@ -230,7 +231,8 @@ def upsample_ab(src: Tensor, guide: Tensor, method: UpsampleMethod = "guided", g
         method: ``guided`` or ``bilinear``.
         guide_low: (B, 1, h, w) the lightness the coefficients are fitted on; default: ``guide``
             resized to (h, w) with antialiasing.
-        radius, eps: of the guided filter (``GUIDED_RADIUS``, ``GUIDED_EPS``).
+        radius: guided: window radius in low-resolution pixels.
+        eps: guided: ridge on A in normalised lightness squared.
 
     Returns:
         (B, C, H, W) normalised ab.
@@ -316,8 +318,10 @@ def run_bench(photos: Sequence[str] = (), model: Optional[str] = "default", hint
     Args:
         photos: scikit-image sample names (default: all of ``SAMPLE_PHOTO_FILES`` bundled).
         model: a shipped model name, ``default`` (the default one) or None (no model pass).
-        hints, seed: of the model pass.
-        radius, eps: of the guided filter.
+        hints: random hints of the model pass.
+        seed: their seed.
+        radius: of the guided filter.
+        eps: of the guided filter.
 
     Returns:
         ``{"settings", "photos": [{"photo", "size", "truth": {method: {"psnr", "seam"}},
