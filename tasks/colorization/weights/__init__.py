@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).parent
-DEFAULT_MODEL = "adacolvit-t-cpu"
+DEFAULT_MODEL = "adacolvit-t-224"
 MAX_SHIPPED_BYTES = 12 * 1024 * 1024   # one shipped model (issue 9's bound; the 224-px ones ship as int8)
 _METADATA_KEY = "adacolor.model_args"  # safetensors metadata: the model_args as JSON
 STORAGE_DTYPES = ("float16", "int8")
