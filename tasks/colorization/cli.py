@@ -313,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--layer-keep", type=_fraction, default=1.0, help="--policy random: sub-layers run")
     _quiet(bench)
 
+    export = commands.add_parser("export", help="write a colorizer as one ONNX graph, its decisions inside",
+                                 description="Export a colorizer (backbone, head, tanh) at batch 1 and its image "
+                                             "size; an adaptive one decides per image inside the graph and also "
+                                             "outputs its decisions (layer_keep, token_keep, gflops).")
+    _model_choice(export)
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="the graph format")
+    export.add_argument("--out", required=True, help="the file to write (.onnx)")
+    export.add_argument("--opset", type=_positive, default=18, help="ONNX opset (18 or later)")
+
     demo = commands.add_parser("demo", help="smoke training, evaluation and one colorized photo")
     demo.add_argument("--out", required=True, type=_folder, help="output folder")
 
@@ -426,6 +435,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    _check_checkpoint(args.checkpoint)  # before torch is imported
+    _check_writable(args.out, "--out")
+    if Path(args.out).is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; give the file to write (.onnx)")
+    from adacolor.export import export_colorizer
+
+    model = _load_model(args)
+    try:
+        path = export_colorizer(model, args.out, opset=args.opset)
+    except (TypeError, ImportError) as error:  # a model or method it cannot handle, a missing extra: one line
+        raise ValueError(str(error)) from None
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format}, opset {args.opset})")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from adacolor.colorize import colorize_file, save_image
     from adacolor.config import make_config
@@ -498,7 +523,7 @@ def _app(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"train": _train, "evaluate": _evaluate, "colorize": _colorize, "bench": _bench,
-             "demo": _demo, "list": _list, "reproduce": _reproduce, "app": _app}
+             "export": _export, "demo": _demo, "list": _list, "reproduce": _reproduce, "app": _app}
 
 
 def _one_line(error: BaseException) -> str:
