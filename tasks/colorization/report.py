@@ -5,7 +5,9 @@ checks on our numbers. Pure functions of plain data; nothing here runs a model.
     >>> text = build_report(results)         # markdown, every table beside the paper's figures
 
 A claim whose numbers are missing has ``holds: None`` and says so; a claim that our numbers do
-not support has ``holds: False`` and the report says "does not hold".
+not support has ``holds: False`` and the report says "does not hold". The paper's numbers come
+from data (``adacolor.paper``): its columns beside ours, and each claim's "paper" cell the same
+check run on its tables (``paper_results``); a number the paper does not give reads ``-``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional, Sequence
 
+from adacolor.paper import CITATION, load_figures, paper_value, source, table_rows, table_title, text_differs
+
 __all__ = [
-    "PAPER",
+    "PAPER_NAMES",
+    "PAPER_DATASETS",
+    "paper_results",
     "spread",
     "ranks",
     "rank_correlation",
@@ -29,33 +35,73 @@ __all__ = [
     "claim_learned_beats_random",
     "claim_compute_varies",
     "check_claims",
+    "paper_cell",
+    "paper_lines",
     "budget_form",
     "meets_budget_target",
     "budget_section",
     "build_report",
 ]
 
-# The paper's own figures, as typed in from "Real-Time User-guided Adaptive Colorization with
-# Vision Transformer" (AdaColViT, WACV 2024). Only the figures this project has quoted from
-# the paper so far are filled in (GFLOPs of its Tables 1-3, the budgets); the PSNR / LPIPS /
-# latency cells are None: the paper's text was not available offline when this was written,
-# and a figure is never guessed. Fill them in from the paper's tables to see them beside ours.
-PAPER: dict[str, Any] = {
-    "citation": "AdaColViT (Real-Time User-guided Adaptive Colorization with Vision Transformer), WACV 2024",
-    "gflops": {                      # Tables 1-2, 224 px
-        "icolorit-t": 1.43,
-        "adacolvit-t": 0.78,
-        "swinir-t": None, "swinir-s": 1.96,   # the paper's SwinIR / Uformer colorizers
-        "uformer-t": None, "uformer-s": 2.46,
-    },
-    "psnr@10": {"icolorit-t": None, "adacolvit-t": None, "swinir-t": None, "uformer-t": None},
-    "lpips@10": {"icolorit-t": None, "adacolvit-t": None},
-    "table1": {},                    # {(dataset, run): psnr@10}; not typed in
-    "table2_latency_ms": {},         # not typed in
-    "table3_gflops": 1.2,            # methods compared at about 1.2 GFLOPs (iColoriT-T: 1.43)
-    "table4_best_groups": 2,         # G = 2 is the paper's choice
-    "betas": (0.5, 0.8),             # beta_patch, beta_layer of AdaColViT-T
+# Our runs under the paper's names for the same model (a run not named here has no paper row;
+# the paper spells the Table 3 baselines without a size, and gives no number for a -T SwinIR /
+# Uformer, nor for the 6- / 24-block iColoriT or the Small models: those read `-`).
+PAPER_NAMES: dict[str, str] = {
+    "icolorit-t": "iColoriT-T", "adacolvit-t": "AdaColViT-T", "adacolvit-t-d24": "AdaColViT-T-d24",
+    "swinir-t": "SwinIR-T", "uformer-t": "Uformer-T", "swinir-s": "SwinIR-S", "uformer-s": "Uformer-S",
+    "icolorit-t-d6": "iColoriT-T-d6", "icolorit-t-d24": "iColoriT-T-d24", "icolorit-s": "iColoriT-S",
+    "adacolvit-s": "AdaColViT-S",
+    "dynamicvit-t": "DynamicViT", "adavit-t": "AdaViT", "avit-t": "A-ViT", "adacolvit-t-t3": "AdaColViT-T",
 }
+# Table 1's datasets: ours (the transfer labels of adacolor.reproduce) -> the paper's
+PAPER_DATASETS: dict[str, str] = {"Oxford flowers": "Oxford 102flowers", "CUB-200": "CUB-200"}
+
+
+def _paper_run(name: str, table: str) -> str:
+    """Our run that is the paper's model ``name`` in ``table`` (Table 3's AdaColViT-T is the
+    ``adacolvit-t-t3`` run, trained at that table's budget)."""
+    runs = [run for run, paper in PAPER_NAMES.items() if paper == name]
+    return "adacolvit-t-t3" if table == "table3" and "adacolvit-t-t3" in runs else runs[0]
+
+
+def paper_results(figures: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The paper's Tables 1-4 in ``results.json``'s shape, so that the claims are checked on its
+    numbers exactly as on ours. Fig. 4's rows are Table 2's models at 10 hints on ctest10k (Fig. 4
+    itself is a plot, as are Figs. 6-8, whose sections stay empty). A row that misses a number
+    the checks use is left out, never filled in.
+
+    Args:
+        figures: the paper's numbers (default: ``adacolor.paper``'s data).
+    """
+    figures = load_figures() if figures is None else figures
+    known = set(PAPER_NAMES.values())
+
+    def complete(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if all(v is not None for v in r.values())]
+
+    t2 = [r for r in table_rows("table2", figures) if r["method"] in known]
+    fig4 = complete({"run": _paper_run(r["method"], "table2"), "label": r["method"], "gflops": r["gflops"],
+                     "psnr@10": r["psnr10"]} for r in t2)
+    table2 = complete({"run": _paper_run(r["method"], "table2"), "label": r["method"], "gflops": r["gflops"],
+                       "latency_ms_mean": r["latency_ms"], "latency_ms_std": r["latency_std_ms"],
+                       "psnr@10": r["psnr10"]} for r in t2)
+    datasets = list(dict.fromkeys(r["dataset"] for r in table_rows("table1", figures)))
+    table1: dict[str, dict[str, Any]] = {}
+    for r in table_rows("table1", figures):
+        if r["method"] in known and r["psnr10"] is not None:
+            row = table1.setdefault(r["method"], {"run": _paper_run(r["method"], "table1"), "label": r["method"]})
+            row[r["dataset"]] = {"psnr@10": r["psnr10"], "lpips@10": r["lpips10"], "gflops": r["gflops"]}
+    table3 = complete({"run": _paper_run(r["method"], "table3"), "label": r["method"], "gflops": r["gflops"],
+                       "psnr@10": r["psnr10"]} for r in table_rows("table3", figures) if r["method"] in known)
+    table4 = complete({"run": "adacolvit-t" if r["groups"] == 2 else f"adacolvit-t-g{r['groups']}",
+                       "groups": r["groups"], "gflops": r["gflops"], "psnr@10": r["psnr10"]}
+                      for r in table_rows("table4", figures))
+    return {"fig4": {"ks": [10], "rows": fig4, "missing": []},
+            "table1": {"datasets": datasets, "k": 10, "rows": list(table1.values()), "missing": []},
+            "table2": {"rows": table2, "missing": []},
+            "table3": {"k": 10, "rows": table3, "missing": []},
+            "table4": {"k": 10, "rows": table4, "missing": []},
+            "fig6": {"k": 10, "variants": {}, "missing": []}, "fig7": {"missing": []}, "fig8": {"missing": []}}
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -153,7 +199,7 @@ def claim_efficiency(reference: Optional[dict[str, float]], adaptive: Optional[d
         reference: iColoriT-T's ``{"psnr@10", "gflops"}``; adaptive: AdaColViT-T's.
     """
     claim = f"AdaColViT-T within {tolerance_db:g} dB PSNR@10 of iColoriT-T at <= {max_ratio:.0%} of its GFLOPs"
-    paper = "Table 1: 0.78 against 1.43 GFLOPs (55%) at about iColoriT-T's PSNR"
+    paper = "Table 2: AdaColViT-T at about iColoriT-T's PSNR@10 with fewer GFLOPs"
     if not reference or not adaptive:
         return _missing(claim, paper, "iColoriT-T or AdaColViT-T")
     gap = adaptive["psnr@10"] - reference["psnr@10"]
@@ -169,7 +215,7 @@ def claim_transfer(rows: Sequence[dict[str, Any]], datasets: Sequence[str], tole
         rows: Table 1 rows ``{"run", dataset: {"psnr@10", ...}}``.
     """
     claim = f"AdaColViT-T within {tolerance_db:g} dB PSNR@10 of iColoriT-T on {' and '.join(datasets)} (no training there)"
-    paper = "Table 1: AdaColViT-T about matches iColoriT-T on Oxford flowers and CUB-200"
+    paper = "Table 1: AdaColViT-T about matches iColoriT-T on Oxford 102 flowers and CUB-200"
     by_run = {r["run"]: r for r in rows}
     ref, ada = by_run.get("icolorit-t", {}), by_run.get("adacolvit-t", {})
     gaps = {}
@@ -182,6 +228,11 @@ def claim_transfer(rows: Sequence[dict[str, Any]], datasets: Sequence[str], tole
     return _claim(claim, paper, ours, all(g >= -tolerance_db for g in gaps.values()))
 
 
+def _ms(value: float) -> str:
+    """Milliseconds to 2 decimals; a whole number given as an int (the paper's) as it is."""
+    return str(value) if isinstance(value, int) else f"{value:.2f}"
+
+
 def claim_faster(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """AdaColViT-T's single-thread batch-1 latency is below iColoriT-T's by more than their stds."""
     claim = "AdaColViT-T is faster than iColoriT-T (single thread, batch 1)"
@@ -192,8 +243,8 @@ def claim_faster(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return _missing(claim, paper, "a Table 2 benchmark")
     speedup = ref["latency_ms_mean"] / ada["latency_ms_mean"]
     margin = ref["latency_ms_mean"] - ada["latency_ms_mean"] - ref["latency_ms_std"] - ada["latency_ms_std"]
-    ours = (f"{ada['latency_ms_mean']:.2f} ± {ada['latency_ms_std']:.2f} ms against "
-            f"{ref['latency_ms_mean']:.2f} ± {ref['latency_ms_std']:.2f} ms ({speedup:.2f}x)")
+    ours = (f"{_ms(ada['latency_ms_mean'])} ± {_ms(ada['latency_ms_std'])} ms against "
+            f"{_ms(ref['latency_ms_mean'])} ± {_ms(ref['latency_ms_std'])} ms ({speedup:.2f}x)")
     return _claim(claim, paper, ours, margin > 0)
 
 
@@ -221,7 +272,7 @@ def claim_beats_baselines(rows: Sequence[dict[str, Any]], run: str = "adacolvit-
     With some of ``baselines`` missing, the ones measured are compared: a loss to any of them
     already fails the claim (False); wins over all of them so far leave it open (None)."""
     claim = "AdaColViT beats DynamicViT, AdaViT and A-ViT in PSNR@10 at about equal GFLOPs"
-    paper = "Table 3: AdaColViT has the best PSNR@10 of the adaptive ViTs at about 1.2 GFLOPs"
+    paper = "Table 3: AdaColViT has the best PSNR@10 of the adaptive ViTs at about equal GFLOPs"
     by_run = {r["run"]: r for r in rows}
     own = by_run.get(run)
     others = [by_run[b] for b in baselines if b in by_run]
@@ -258,7 +309,7 @@ def claim_learned_beats_random(variants: dict[str, Sequence[dict[str, Any]]], k:
     """Learned selection has a higher PSNR@k than random selection at the same keep ratios, at
     every budget of every variant (entries ``{"learned": {"psnr@k"}, "random": {"psnr@k"}}``)."""
     claim = "learned selection beats random selection at every budget (patch and layer, patch only, layer only)"
-    paper = "Fig. 6: the learned gates are above random selection at every budget"
+    paper = "Fig. 6 (a plot, no numbers in the text): the learned gates are above random selection at every budget"
     points = [(v, e) for v, entries in variants.items() for e in entries]
     if not points or any(not entries for entries in variants.values()):
         return _missing(claim, paper, "Fig. 6 models")
@@ -275,7 +326,8 @@ def claim_compute_varies(stats: Optional[dict[str, float]], patterns: Optional[i
                          min_ratio: float = SPREAD_TARGET) -> dict[str, Any]:
     """Compute differs between images: p90 / p10 of per-image GFLOPs >= ``min_ratio``."""
     claim = f"compute differs between images (p90 / p10 of per-image GFLOPs >= {min_ratio:g})"
-    paper = "Fig. 7: images with the least and the most GFLOPs differ visibly in content and in cost"
+    paper = ("Fig. 7 (pictures, no numbers in the text): images with the least and the most GFLOPs differ "
+             "visibly in content and in cost")
     if not stats:
         return _missing(claim, paper, "the per-image compute")
     ours = (f"p10 {stats['p10']:.4f}, p90 {stats['p90']:.4f} GFLOPs: p90 / p10 = {stats['p90/p10']:.3f}; "
@@ -284,21 +336,39 @@ def claim_compute_varies(stats: Optional[dict[str, float]], patterns: Optional[i
     return _claim(claim, paper, ours, stats["p90/p10"] >= min_ratio)
 
 
-def check_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every claim checked on a ``results.json`` dict."""
+def _checks(results: dict[str, Any]) -> list[tuple[Optional[str], dict[str, Any]]]:
+    """Every claim checked on a ``results.json``-shaped dict, each with the paper's table that
+    gives the same numbers (None: a plot, no numbers)."""
     fig4 = {r["run"]: r for r in results.get("fig4", {}).get("rows", [])}
     table1 = results.get("table1", {})
     fig7 = results.get("fig7", {})
     return [
-        claim_efficiency(fig4.get("icolorit-t"), fig4.get("adacolvit-t")),
-        claim_transfer(table1.get("rows", []), table1.get("datasets", [])),
-        claim_faster(results.get("table2", {}).get("rows", [])),
-        claim_pareto(results.get("fig4", {}).get("rows", [])),
-        claim_beats_baselines(results.get("table3", {}).get("rows", [])),
-        claim_best_groups(results.get("table4", {}).get("rows", [])),
-        claim_learned_beats_random(results.get("fig6", {}).get("variants", {})),
-        claim_compute_varies(fig7.get("spread"), fig7.get("layer_patterns")),
+        ("Table 2", claim_efficiency(fig4.get("icolorit-t"), fig4.get("adacolvit-t"))),
+        ("Table 1", claim_transfer(table1.get("rows", []), table1.get("datasets", []))),
+        ("Table 2", claim_faster(results.get("table2", {}).get("rows", []))),
+        ("Table 2's models (Fig. 4 is a plot)", claim_pareto(results.get("fig4", {}).get("rows", []))),
+        ("Table 3", claim_beats_baselines(results.get("table3", {}).get("rows", []))),
+        ("Table 4", claim_best_groups(results.get("table4", {}).get("rows", []))),
+        (None, claim_learned_beats_random(results.get("fig6", {}).get("variants", {}))),
+        (None, claim_compute_varies(fig7.get("spread"), fig7.get("layer_patterns"))),
     ]
+
+
+def paper_cell(claim: dict[str, Any], on_paper: dict[str, Any], table: Optional[str]) -> str:
+    """A claim's "paper" cell: the same check run on the paper's numbers (``on_paper``) from
+    ``table``, in the words of ours, and whether those numbers pass it; where the paper gives no
+    numbers for it (a plot, or a number missing), the claim's own description of the paper."""
+    if table is None or on_paper["holds"] is None:
+        return claim["paper"]
+    return f"{table}: {on_paper['ours']}" + ("" if on_paper["holds"] else " (the paper's own numbers fail this check)")
+
+
+def check_claims(results: dict[str, Any], figures: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
+    """Every claim checked on a ``results.json`` dict; its "paper" cell is the same check on the
+    paper's tables (``paper_results(figures)``; see ``paper_cell``)."""
+    theirs = _checks(paper_results(figures))
+    return [claim | {"paper": paper_cell(claim, on_paper, table)}
+            for (table, claim), (_, on_paper) in zip(_checks(results), theirs)]
 
 
 # -- markdown --------------------------------------------------------------------------------
@@ -336,8 +406,42 @@ def _missing_line(section: dict[str, Any]) -> str:
     return f"\nMissing (not run yet, or failed): {', '.join(f'`{m}`' for m in missing)}.\n" if missing else ""
 
 
-def _paper(table: str, run: str) -> str:
-    return _num(PAPER.get(table, {}).get(run), 2)
+def _paper(table: str, row: Any, column: str, digits: int = 2, std: Optional[str] = None) -> str:
+    """A paper cell: ``adacolor.paper.paper_value`` (with `` ± `` its ``std`` column where the paper
+    gives one); ``-`` where the paper gives no number or ``row`` is None (no paper row)."""
+    value = None if row is None else paper_value(table, row, column)
+    if value is None:
+        return "-"
+    spread = paper_value(table, row, std) if std else None
+    return _num(value, digits) + ("" if spread is None else f" ± {_num(spread, digits)}")
+
+
+def _paper_share(table: str, row: Any, whole: Optional[float]) -> str:
+    """The paper's GFLOPs of ``row`` in ``table`` as a percentage of ``whole``; ``-`` without either."""
+    part = None if row is None else paper_value(table, row, "gflops")
+    return "-" if part is None else _percent(part, whole)
+
+
+def _paper_dataset_row(dataset: str, run: str) -> Optional[dict[str, str]]:
+    """Table 1's row for our ``dataset`` label and ``run``; None where the paper has neither."""
+    if dataset not in PAPER_DATASETS or run not in PAPER_NAMES:
+        return None
+    return {"dataset": PAPER_DATASETS[dataset], "method": PAPER_NAMES[run]}
+
+
+def paper_lines() -> str:
+    """The report's lines on the paper's numbers: where they come from, at which settings, what a
+    ``-`` means, and which number is used where the text and a table differ (the table's)."""
+    settings = load_figures()["settings"]
+    out = [f"- Paper's figures: {CITATION}, its Tables 1-4 as typed once in `adacolor/paper_figures.json` (a copy "
+           f"of the paper folder's `figures.json`, read by `adacolor.paper`), at the paper's settings "
+           f"({settings['image_size']} px; trained on {settings['train_data']}; tested on {settings['test_data']}). "
+           f"A `-` in a paper column is a number the paper does not give (Fig. 4 and Figs. 6-8 are plots; it gives "
+           f"no numbers for SwinIR-T and Uformer-T), never a guess.\n"]
+    for table, note in text_differs().items():
+        out.append(f"- Where the paper's text and its tables differ, this report uses the table: "
+                   f"{table_title(table)}: {note}\n")
+    return "".join(out)
 
 
 def _percent(part: float, whole: Optional[float]) -> str:
@@ -428,8 +532,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                f"(seed {s['hint_seed']}, {s['hint_size']}x{s['hint_size']} squares) and shared by every model.\n"
                f"- Models: {s['why']}\n- Command: `{s['command']}` (resumable; `--only NAME,...`); "
                f"{estimate_text(s.get('estimated_minutes'), s.get('aim_minutes'))}.\n"
-               f"- Paper's figures: {PAPER['citation']}; a `-` in a paper column is a figure not typed in "
-               f"(see `adacolor.report.PAPER`), never a guess.\n")
+               + paper_lines())
     for run, diff in (s.get("trained_otherwise") or {}).items():
         settings = ", ".join(f"{key}={value}" for key, value in diff.items())
         out.append(f"- `{run}` was trained with {settings} (its checkpoint's config, not the plan's).\n")
@@ -449,22 +552,30 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     ks = fig4.get("all_ks", fig4["ks"])
     out.append("\n## Fig. 4: PSNR and LPIPS against GFLOPs\n\n")
     has_lpips = any(f"lpips@{k}" in r for r in fig4["rows"] for k in ks)
-    header = ["model", "GFLOPs", "paper GFLOPs (224 px)"] + [f"PSNR@{k}" for k in ks] + \
+    header = ["model", "GFLOPs", "paper GFLOPs"] + [f"PSNR@{k}" for k in ks] + \
              ([f"LPIPS@{k}" for k in ks] if has_lpips else []) + ["paper PSNR@10"]
-    rows = [[r["label"], _num(r["gflops"], 3), _paper("gflops", r["run"])] + [_num(r.get(f"psnr@{k}")) for k in ks]
-            + ([_num(r.get(f"lpips@{k}"), 4) for k in ks] if has_lpips else []) + [_paper("psnr@10", r["run"])]
-            for r in fig4["rows"]]
-    out.append(_table(header, rows) + _missing_line(fig4))
+    rows = [[r["label"], _num(r["gflops"], 3), _paper("table2", PAPER_NAMES.get(r["run"]), "gflops")]
+            + [_num(r.get(f"psnr@{k}")) for k in ks] + ([_num(r.get(f"lpips@{k}"), 4) for k in ks] if has_lpips else [])
+            + [_paper("table2", PAPER_NAMES.get(r["run"]), "psnr10")] for r in fig4["rows"]]
+    out.append(_table(header, rows))
+    out.append("\nThe paper's columns are its Table 2 (ctest10k, 10 hints, 224 px): Fig. 4 itself is a plot, "
+               "without numbers in the text.\n" + _missing_line(fig4))
     out.append(_figure("fig4", "Fig. 4: PSNR@k and LPIPS@k against GFLOPs", figures, present))
 
     # Table 1
     t1 = results["table1"]
     out.append(f"\n## Table 1: other datasets at {t1['k']} hints (no training on them)\n\n")
-    header = ["model"] + [f"{d} PSNR@{t1['k']}" for d in t1["datasets"]] + [f"{d} LPIPS@{t1['k']}" for d in t1["datasets"]] \
-        + ["paper"]
+    header = (["model"] + [f"{d} PSNR@{t1['k']}" for d in t1["datasets"]] + [f"{d} LPIPS@{t1['k']}" for d in t1["datasets"]]
+              + [f"paper {PAPER_DATASETS.get(d, d)} PSNR@10" for d in t1["datasets"]]
+              + [f"paper {PAPER_DATASETS.get(d, d)} LPIPS@10" for d in t1["datasets"]])
     rows = [[r["label"]] + [_num(r.get(d, {}).get(f"psnr@{t1['k']}")) for d in t1["datasets"]]
-            + [_num(r.get(d, {}).get(f"lpips@{t1['k']}"), 4) for d in t1["datasets"]] + ["-"] for r in t1["rows"]]
-    out.append(_table(header, rows) + _missing_line(t1))
+            + [_num(r.get(d, {}).get(f"lpips@{t1['k']}"), 4) for d in t1["datasets"]]
+            + [_paper("table1", _paper_dataset_row(d, r["run"]), "psnr10") for d in t1["datasets"]]
+            + [_paper("table1", _paper_dataset_row(d, r["run"]), "lpips10", 3) for d in t1["datasets"]]
+            for r in t1["rows"]]
+    out.append(_table(header, rows))
+    out.append(f"\nThe paper's columns are its {source('table1')}; our photos are the test sets named below, "
+               f"not the paper's.\n" + _missing_line(t1))
     if t1["rows"] and any(t1["rows"][0].get(d) for d in t1["datasets"]):
         sizes = ", ".join(f"{d}: {next((r[d]['images'] for r in t1['rows'] if d in r), '-')} images" for d in t1["datasets"])
         out.append(f"\n({sizes}; `{', '.join(s['transfer'].values())}`.)\n")
@@ -474,9 +585,13 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     st = t2.get("settings", {})
     out.append(f"\n## Table 2: latency (1 thread, batch 1), GFLOPs, PSNR@10\n\n")
     rows = [[r["label"], f"{_num(r['latency_ms_mean'])} ± {_num(r['latency_ms_std'])}", _num(r["gflops"], 3),
-             _num(r.get("psnr@10")), _num(PAPER["table2_latency_ms"].get(r["run"])), _paper("gflops", r["run"])]
+             _num(r.get("psnr@10")), _paper("table2", PAPER_NAMES.get(r["run"]), "latency_ms", 0, "latency_std_ms"),
+             _paper("table2", PAPER_NAMES.get(r["run"]), "gflops", 2, "gflops_std"),
+             _paper("table2", PAPER_NAMES.get(r["run"]), "psnr10", 2, "psnr10_std")]
             for r in t2["rows"]]
-    out.append(_table(["model", "latency (ms)", "GFLOPs", "PSNR@10", "paper latency (ms)", "paper GFLOPs (224 px)"], rows))
+    out.append(_table(["model", "latency (ms)", "GFLOPs", "PSNR@10", "paper latency (ms)", "paper GFLOPs",
+                       "paper PSNR@10"], rows))
+    out.append(f"\nThe paper's columns are its {source('table2')}.\n")
     if st.get("repeats"):
         out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
                    f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
@@ -493,23 +608,36 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     k = t3["k"]
     out.append(f"\n## Table 3: adaptive ViTs at about equal GFLOPs\n\n")
     dense = next((r["gflops"] for r in results["fig4"]["rows"] if r["run"] == "icolorit-t"), None)
+    paper_dense = paper_value("table2", "iColoriT-T", "gflops")
     rows = [[r["label"], _num(r["gflops"], 3), _percent(r["gflops"], dense), _num(r.get(f"psnr@{k}")),
-             _num(r.get(f"lpips@{k}"), 4)] for r in t3["rows"]]
-    out.append(_table(["method", "GFLOPs", "% of iColoriT-T GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
-    out.append(f"\nThe paper compares the methods at about {PAPER['table3_gflops']} GFLOPs (iColoriT-T: "
-               f"{PAPER['gflops']['icolorit-t']}); here every method is trained toward about 85% of the dense "
-               f"compute (iColoriT-T's GFLOPs), and the third column says where each one landed.\n"
+             _num(r.get(f"lpips@{k}"), 4), _paper("table3", PAPER_NAMES.get(r["run"]), "gflops"),
+             _paper_share("table3", PAPER_NAMES.get(r["run"]), paper_dense),
+             _paper("table3", PAPER_NAMES.get(r["run"]), "psnr10")] for r in t3["rows"]]
+    out.append(_table(["method", "GFLOPs", "% of iColoriT-T GFLOPs", f"PSNR@{k}", f"LPIPS@{k}", "paper GFLOPs",
+                       "paper % of iColoriT-T GFLOPs", "paper PSNR@10"], rows))
+    out.append(f"\nThe paper's columns are its {source('table3')}, against iColoriT-T's "
+               f"{_num(paper_dense)} GFLOPs of its Table 2; here every method is trained toward about 85% of the "
+               f"dense compute (iColoriT-T's GFLOPs), and the third column says where each one landed.\n"
                + _missing_line(t3))
 
     # Table 4
     t4 = results["table4"]
     k = t4["k"]
     out.append(f"\n## Table 4: number of channel groups G\n\n")
+    def paper_groups(r: dict[str, Any]) -> Optional[dict[str, Any]]:
+        return {"groups": r["groups"]} if "groups" in r else None
+
     rows = [[str(r.get("groups", "-")), str(r.get("beta_patch", "-")), f"`{r['run']}`", r.get("budget", "-"),
-             _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4)] for r in t4["rows"]]
-    out.append(_table(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}"], rows))
-    out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs; the paper's best is G = "
-               f"{PAPER['table4_best_groups']}.\n" + _missing_line(t4))
+             _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4),
+             _paper("table4", paper_groups(r), "gflops"), _paper("table4", paper_groups(r), "psnr10"),
+             _paper("table4", paper_groups(r), "lpips10", 3)] for r in t4["rows"]]
+    out.append(_table(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}", "paper GFLOPs",
+                       "paper PSNR@10", "paper LPIPS@10"], rows))
+    best = max((r for r in table_rows("table4") if r["psnr10"] is not None), key=lambda r: r["psnr10"], default=None)
+    out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs. The paper's columns are its "
+               f"{source('table4')}" + ("" if best is None else
+                                        f"; its best is G = {best['groups']} ({_num(best['psnr10'])} dB PSNR@10 at "
+                                        f"{_num(best['gflops'])} GFLOPs)") + ".\n" + _missing_line(t4))
 
     # Fig. 6
     f6 = results["fig6"]
@@ -594,4 +722,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     verdict = {True: "holds", False: "**does not hold**", None: "not measured"}
     rows = [[c["claim"], c["paper"], c["ours"], verdict[c["holds"]]] for c in results["claims"]]
     out.append(_table(["claim", "paper", "ours", "verdict"], rows, numeric=False))
+    out.append("\nA paper cell that names a table is the same check run on the paper's own numbers from that table "
+               "(`adacolor.report.paper_results`), and says so where those numbers fail it; a plot's cell says what "
+               "the paper shows, without numbers.\n")
     return "".join(out)

@@ -1064,22 +1064,23 @@ def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
 
 def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = None,
                   docs: Optional[Union[str, Path]] = None) -> dict[str, Path]:
-    """Writes ``results.json`` (when given), ``report.md`` and the figures in ``out``; with
-    ``docs``, also the docs page there and a copy of the evidence in ``<docs dir>/results/``,
-    each run's result included (``adacolor.evidence``: a later suite can ``--restore`` them).
+    """Writes ``results.json`` (given, or read from ``out`` with its claims checked again),
+    ``report.md`` and the figures in ``out``; with ``docs``, also the docs page there and a copy
+    of the evidence in ``<docs dir>/results/``, each run's result included (``adacolor.evidence``:
+    a later suite can ``--restore`` them).
 
     Figures whose data is not in ``out`` (fig7 and fig8 need the compute run's images) are
     kept as they are.
     """
     from adacolor.evidence import save as save_evidence
     from adacolor.figures import write_figures
-    from adacolor.report import build_report
+    from adacolor.report import build_report, check_claims
 
     out = Path(out)
-    if results is None:
+    if results is None:   # the claims again, so that their paper cells are the paper's data as it is now
         results = json.loads((out / "results.json").read_text())
-    else:
-        _write(out / "results.json", results)
+        results["claims"] = check_claims(results)
+    _write(out / "results.json", results)
     images = None
     run = results.get("fig7", {}).get("run")
     if run and (eval_dir(out, f"compute-{run}") / "images.npz").is_file():
