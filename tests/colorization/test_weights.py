@@ -135,7 +135,7 @@ def test_export_refuses_weights_over_the_bound(exported, tmp_path: Path) -> None
 def test_the_package_ships_its_default_model_within_the_bounds() -> None:
     cards = list_shipped()
     assert DEFAULT_MODEL in [c["name"] for c in cards]
-    assert sum(c["bytes"] for c in cards) <= 25 * 2**20
+    assert sum(c["bytes"] for c in cards) <= 26 * 2**20  # four models; the 224-px ones keep an fp16 head
     for card in cards:
         assert card["bytes"] <= MAX_SHIPPED_BYTES and card["description"]
     model = load_shipped()

@@ -51,6 +51,7 @@ MAX_SHIPPED_BYTES = 12 * 1024 * 1024   # one shipped model (issue 9's bound; the
 _METADATA_KEY = "adacolor.model_args"  # safetensors metadata: the model_args as JSON
 STORAGE_DTYPES = ("float16", "int8")
 INT8_MIN_NUMEL = 4096                  # smaller tensors (biases, norms, gates' vectors) stay float16
+FP16_PREFIXES = ("head.",)             # the head writes the colours: its int8 error dominated (docs: Models)
 _SCALE_SUFFIX = ".int8_scale"          # the per-output-channel scales of an int8 tensor KEY: KEY + this
 
 
@@ -77,7 +78,8 @@ def _stored(state: dict[str, Any], dtype: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in state.items():
         value = value.detach()
-        if dtype == "int8" and value.is_floating_point() and value.ndim >= 2 and value.numel() >= INT8_MIN_NUMEL:
+        if (dtype == "int8" and value.is_floating_point() and value.ndim >= 2 and value.numel() >= INT8_MIN_NUMEL
+                and not key.startswith(FP16_PREFIXES)):
             out[key], out[key + _SCALE_SUFFIX] = quantize_int8(value)
         else:
             out[key] = value.to(torch.float16).contiguous()
