@@ -111,9 +111,8 @@ def evaluate(
     Raises:
         ValueError: the dataset is empty or none of its images can be read.
     """
-    from adacolor.color import lab_merge, lab_split
+    from adacolor.color import AB_SCALE, lab_merge, lab_split
     from adacolor.hints import model_input, render_hints
-    from adacolor.color import AB_SCALE
     from adacolor.metrics import chroma, psnr, seam_ratio
 
     if len(dataset) == 0:

@@ -178,13 +178,11 @@ def tokens_to_image(tokens: Tensor, grid: tuple[int, int], patch_size: int) -> T
     Returns:
         (B, c, h * P, w * P); token (r, s) fills pixels [r*P:(r+1)*P, s*P:(s+1)*P].
     """
-    B, N, D = tokens.shape
     h, w = grid
-    if N != h * w or D % (patch_size * patch_size):
+    if tokens.shape[1] != h * w or tokens.shape[2] % (patch_size * patch_size):
         raise ValueError(f"tokens of shape {tuple(tokens.shape)} do not fit a {h}x{w} grid with "
                          f"patch size {patch_size}")
-    maps = tokens.transpose(1, 2).reshape(B, D, h, w)  # (B, c*P*P, h, w)
-    return F.pixel_shuffle(maps, patch_size)
+    return F.pixel_shuffle(tokens_to_grid(tokens, grid), patch_size)  # (B, c*P*P, h, w) -> image
 
 
 def tokens_to_grid(tokens: Tensor, grid: tuple[int, int]) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from adacolor.config import make_config
-from adacolor.initialize import InitSource, fit_state, initialize_from, read_init_source
+from adacolor.initialize import fit_state, initialize_from, read_init_source
 from adacolor.model import colorizer_state, create_colorizer
 from adacolor.train import train
 

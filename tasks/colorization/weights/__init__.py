@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    import torch
+
     from adacolor.model import Colorizer
 
 __all__ = [
@@ -156,7 +158,6 @@ def load_weights_file(path: Union[str, Path], sha256: Optional[str] = None,
         ValueError: a digest mismatch, a file that is not safetensors (corrupt, truncated), or
             tensors that do not fit the model; the message names the file.
     """
-    import torch
     from safetensors import SafetensorError, safe_open
 
     from adacolor.model import create_colorizer, with_head
@@ -241,7 +242,6 @@ def export_weights(checkpoint: Union[str, Path], name: str, description: str,
     Returns:
         The card written.
     """
-    import torch
     from safetensors.torch import save_file
 
     from adacolor.model import load_colorizer
