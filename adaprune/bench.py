@@ -30,7 +30,7 @@ from adaprune.flops import vit_gflops
 from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
-__all__ = ["latency_ms", "time_many", "time_pair", "BenchResult", "compare", "format_result", "sublayer_breakdown",
+__all__ = ["latency_ms", "time_many", "sample_many", "time_pair", "BenchResult", "compare", "format_result", "sublayer_breakdown",
            "prepared_steps_ms", "format_breakdown", "parse_options", "run", "main"]
 
 
@@ -77,6 +77,14 @@ def time_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int
               runs: int = 50, on_call: Callable[[], object] = _no_progress) -> list[float]:
     """Medians (ms) of several functions on one input, their runs interleaved (``on_call``: as
     in ``latency_ms``, after each call of each function)."""
+    return [statistics.median(samples) for samples in sample_many(fns, x, threads, warmup, runs, on_call)]
+
+
+def sample_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int = 1, warmup: int = 10,
+                runs: int = 50, on_call: Callable[[], object] = _no_progress) -> list[list[float]]:
+    """Every timed run (ms) of several functions on one input, under ``inference_mode`` with
+    ``threads`` torch threads, after ``warmup`` untimed calls each; their runs interleaved, so
+    that the machine's drift hits all alike."""
     with num_threads(threads), torch.inference_mode():
         for _ in range(warmup):
             for fn in fns:
@@ -87,7 +95,7 @@ def time_many(fns: Sequence[Callable[[Tensor], object]], x: Tensor, threads: int
             for fn, samples in zip(fns, times):
                 samples.append(_once(fn, x))
                 on_call()
-    return [statistics.median(samples) for samples in times]
+    return times
 
 
 def time_pair(first: Callable[[Tensor], object], second: Callable[[Tensor], object], x: Tensor,

@@ -2,15 +2,19 @@
 
     adacolor bench --models icolorit-t,adacolvit-t --out runs/bench
     adacolor bench --checkpoint runs/ada/checkpoint.pt --models icolorit-t --out runs/bench
+    adacolor bench --models icolorit-t-224,adacolvit-t-224 --runtimes torch,onnxruntime,openvino --json b.json
 
 Every model runs on the same input: a photo at the model's size with 10 hints drawn from
-the seed (learned gates decide on real content, not noise). The models are timed one after
-another, each with warm-up; compare figures from one run only.
+the seed (learned gates decide on real content, not noise). ``--models`` takes shipped trained
+models and registered (untrained) names. On torch alone the models are timed one after another;
+with ``--runtimes`` every (model, runtime) pair of one image size is timed interleaved, run by
+run. Compare figures from one run only.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -19,10 +23,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 import adaprune
-from adaprune.bench import latency_ms
+from adaprune.bench import sample_many
 from adacolor.model import Colorizer, colorizer_gflops, create_colorizer, load_colorizer
 
-__all__ = ["bench_input", "bench_model", "format_table", "run_bench"]
+__all__ = ["bench_input", "bench_model", "format_table", "format_rows", "run_bench"]
 
 
 def bench_input(size: int, hints: int = 10, seed: int = 0) -> Tensor:
@@ -62,9 +66,10 @@ def _measure(model: Colorizer, x: Tensor, threads: int, warmup: int, runs: int,
         model(x)
         gflops = float(colorizer_gflops(model, 1).mean())
     on_call()
-    ms = latency_ms(model, x, threads=threads, warmup=warmup, runs=runs, on_call=on_call)
-    return {"gflops": gflops, "latency_ms": ms, "image_size": model.image_size[0], "threads": threads,
-            "adaptive": model.adaptive}
+    times = sample_many([model], x, threads=threads, warmup=warmup, runs=runs, on_call=on_call)[0]
+    return {"gflops": gflops, "latency_ms": statistics.median(times),
+            "latency_std_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
+            "image_size": model.image_size[0], "threads": threads, "adaptive": model.adaptive}
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
@@ -77,6 +82,59 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      for row in rows)
+
+
+def _load(name: str, image_size: int, seed: int) -> tuple[str, Colorizer]:
+    """A shipped trained model by name, else a registered name built untrained at ``image_size``."""
+    from adacolor.weights import list_shipped, load_shipped
+
+    if name in {card["name"] for card in list_shipped()}:
+        return name, load_shipped(name)
+    torch.manual_seed(seed)
+    return name, create_colorizer(name, image_size=image_size)
+
+
+def _rows(entries: list[tuple[str, Colorizer]], runtimes: Sequence[str], threads: int, warmup: int, runs: int,
+          seed: int, bar: tqdm, say: Callable[[str], object]) -> list[dict[str, Any]]:
+    """One row per model and runtime: each model on each runtime, timed interleaved with every
+    other (model, runtime) of the same image size, on that size's photo (learned policy)."""
+    from adacolor.exported import on_runtime
+
+    rows: list[dict[str, Any]] = []
+    sizes = sorted({model.image_size[0] for _, model in entries})
+    for size in sizes:
+        x = bench_input(size, seed=seed)
+        group = [(label, runtime, on_runtime(model, runtime, threads, say).eval())
+                 for label, model in entries if model.image_size[0] == size for runtime in runtimes]
+        bar.set_postfix_str(f"{size} px: {len(group)} model x runtime")
+        with torch.inference_mode():
+            spent = []
+            for label, runtime, module in group:
+                module(x)
+                spent.append(float(colorizer_gflops(module, 1).mean()))
+        samples = sample_many([module for _, _, module in group], x, threads, warmup, runs, on_call=bar.update)
+        for (label, runtime, module), gflops, times in zip(group, spent, samples):
+            rows.append({"model": label, "runtime": runtime, "threads": threads,
+                         "latency_ms": statistics.median(times), "latency_std_ms": statistics.stdev(times),
+                         "gflops": gflops, "image_size": size, "adaptive": bool(module.adaptive)})
+    return rows
+
+
+def format_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of ``run_bench``'s rows: latency per runtime, and speed relative to the
+    first model on the same runtime."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["runtime"], row)
+    table = [("model", "runtime", "GFLOPs", "latency (ms)", "FLOPs ratio", "speedup")]
+    for row in rows:
+        base = first[row["runtime"]]
+        table.append((row["model"], row["runtime"], f"{row['gflops']:.3f}",
+                      f"{row['latency_ms']:.2f} +- {row['latency_std_ms']:.2f}",
+                      f"{base['gflops'] / row['gflops']:.2f}x", f"{base['latency_ms'] / row['latency_ms']:.2f}x"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in table)
 
 
 def run_bench(
@@ -92,23 +150,79 @@ def run_bench(
         layer_keep: float = 1.0,
         seed: int = 0,
         progress: bool = False,
+        runtimes: Sequence[str] = ("torch",),
+        json_path: Optional[Union[str, Path]] = None,
+        say: Callable[[str], object] = lambda text: None,
 ) -> dict[str, dict[str, Any]]:
-    """Benchmarks registered names (randomly initialised, at ``image_size``) and checkpoints
-    (at their trained size); prints a table and writes ``out_dir/bench.json``. ``progress``
-    shows a bar on stderr (when it is a terminal).
+    """Benchmarks shipped trained models and registered names (randomly initialised, at
+    ``image_size``) and checkpoints (at their trained size); prints a table, writes
+    ``out_dir/bench.json`` and, with ``json_path``, ``{"settings", "rows"}`` there.
+
+    ``runtimes`` other than ``["torch"]``: every model runs on each, its exported graph on ONNX
+    Runtime / OpenVINO (``adacolor.exported``), all of one image size interleaved run by run in
+    this process, with the learned policy (the one a graph decides with). ``progress`` shows a
+    bar on stderr (when it is a terminal); ``say`` is told a line before a slow export.
 
     Returns:
-        ``{label: {"gflops", "latency_ms", "policy", "image_size", "threads", "adaptive"}}``.
+        ``{label: {"gflops", "latency_ms", "policy", "image_size", "threads", "adaptive"}}``
+        (with several runtimes, the label is ``model (runtime)`` and each entry also has
+        ``runtime`` and ``latency_std_ms``).
     """
     if not models and not checkpoints:
         raise ValueError("nothing to benchmark: give --models NAME[,NAME...] and/or --checkpoint PATH")
-    entries: list[tuple[str, Colorizer]] = []
-    for name in models:
-        torch.manual_seed(seed)
-        entries.append((name, create_colorizer(name, image_size=image_size)))
+    from adacolor.exported import check_runtime
+
+    runtimes = list(runtimes)
+    for runtime in runtimes:
+        check_runtime(runtime)
+    if not runtimes:
+        raise ValueError("no runtime to time on; accepted: torch, onnxruntime, openvino")
+    if runtimes != ["torch"] and policy != "learned":
+        raise ValueError(f"--policy {policy}: an exported graph decides with the learned policy only; "
+                         f"use --runtimes torch for control policies")
+    entries: list[tuple[str, Colorizer]] = [_load(name, image_size, seed) for name in models]
     for path in checkpoints:
         model = load_colorizer(path)
         entries.append((f"{model.build_args['name']} ({Path(path).parent.name or Path(path).name})", model))
+    settings = dict(threads=threads, warmup=warmup, runs=runs, batch=1, seed=seed, policy=policy,
+                    runtimes=runtimes, torch=torch.__version__, num_threads_default=torch.get_num_threads())
+    if runtimes == ["torch"]:
+        results = _torch_only(entries, threads, warmup, runs, policy, patch_keep, layer_keep, seed, progress)
+        rows = [{"model": label, "runtime": "torch", "threads": threads, "latency_ms": r["latency_ms"],
+                 "latency_std_ms": r["latency_std_ms"], "gflops": r["gflops"], "image_size": r["image_size"],
+                 "adaptive": r["adaptive"]} for label, r in results.items()]
+        print(format_table(results))
+    else:
+        with tqdm(total=len(entries) * len(runtimes) * (warmup + runs), desc="bench", unit="run",
+                  disable=None if progress else True, dynamic_ncols=True) as bar:
+            rows = _rows(entries, runtimes, threads, warmup, runs, seed, bar, say)
+        results = {f"{row['model']} ({row['runtime']})": {**row, "policy": "learned" if row["adaptive"] else "dense"}
+                   for row in rows}
+        print(format_rows(rows))
+    settings |= _versions(runtimes)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps({"settings": settings, "models": results}, indent=2) + "\n")
+        print(f"wrote {out / 'bench.json'}")
+    if json_path is not None:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+        print(f"wrote {path}")
+    return results
+
+
+def _versions(runtimes: Sequence[str]) -> dict[str, str]:
+    """The version of each runtime timed, e.g. ``{"onnxruntime": "1.32.0"}``."""
+    from importlib.metadata import version
+
+    return {runtime: version(runtime) for runtime in runtimes if runtime != "torch"}
+
+
+def _torch_only(entries: list[tuple[str, Colorizer]], threads: int, warmup: int, runs: int, policy: str,
+                patch_keep: float, layer_keep: float, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    """Each model in PyTorch, one after another, under ``policy`` (``bench_model``)."""
     inputs: dict[int, Tensor] = {}
     results: dict[str, dict[str, Any]] = {}
     with tqdm(total=len(entries) * (1 + warmup + runs), desc="bench", unit="run",
@@ -120,12 +234,4 @@ def run_bench(
                 inputs[size] = bench_input(size, seed=seed)
             results[label] = bench_model(model, inputs[size], threads, warmup, runs, policy, patch_keep,
                                          layer_keep, on_call=bar.update)
-    print(format_table(results))
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        settings = dict(threads=threads, warmup=warmup, runs=runs, batch=1, seed=seed,
-                        torch=torch.__version__, num_threads_default=torch.get_num_threads())
-        (out / "bench.json").write_text(json.dumps({"settings": settings, "models": results}, indent=2) + "\n")
-        print(f"wrote {out / 'bench.json'}")
     return results

@@ -151,6 +151,52 @@ def _model_choice(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint", default=None, help="a checkpoint.pt written by adacolor train")
 
 
+def _runtime_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--runtime {auto,torch,onnxruntime,openvino}`` (``auto`` only where it is the default)."""
+    choices = (["auto"] if default == "auto" else []) + ["torch", "onnxruntime", "openvino"]
+    extra = ("; auto: the fastest installed here, measured once per model and thread count, among those "
+             "it need not export" if default == "auto" else "")
+    parser.add_argument("--runtime", default=default, choices=choices,
+                        help=f"what runs the model: torch, or its exported ONNX graph on ONNX Runtime / OpenVINO "
+                             f"(pip install 'adaprune[runtimes]'; the graph is exported once and cached){extra}")
+
+
+def _runtimes(text: str) -> list[str]:
+    """A comma-separated list of runtimes."""
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    accepted = ("torch", "onnxruntime", "openvino")
+    wrong = [name for name in names if name not in accepted]
+    if not names or wrong:
+        raise argparse.ArgumentTypeError(f"{', '.join(wrong) or 'nothing'}: not a runtime; accepted: "
+                                         f"{', '.join(accepted)}, comma-separated")
+    return list(dict.fromkeys(names))
+
+
+def _on_runtime(model: Any, args: argparse.Namespace) -> Any:
+    """``model`` on ``args.runtime`` (``adacolor.exported.select_runtime``), said in one line."""
+    if args.runtime == "torch":
+        return model
+    from adacolor.exported import select_runtime
+
+    try:
+        source = f"--checkpoint {args.checkpoint}" if args.checkpoint is not None else f"--model {_shipped_name(args)}"
+        model, line = select_runtime(model, args.runtime, getattr(args, "threads", None), say=_say,
+                                     export_command=f"adacolor export {source}")
+    except (TypeError, ImportError) as error:  # a model that does not export, a runtime not installed
+        raise ValueError(str(error)) from None
+    _say(line)
+    return model
+
+
+def _shipped_name(args: argparse.Namespace) -> str:
+    """The shipped model ``--model`` names (the default one without it)."""
+    if args.model is not None:
+        return args.model
+    from adacolor.weights import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
 def _load_model(args: argparse.Namespace) -> Any:
     """The colorizer ``--model`` / ``--checkpoint`` name (the default shipped model without either)."""
     if args.checkpoint is not None:
@@ -274,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score at this size (default: the model's); a model of another size sees the "
                                "photos and hints resized to its own and its ab is resized back (bilinear)")
     evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    _runtime_option(evaluate, "torch")
     _quiet(evaluate)
 
     colorize = commands.add_parser("colorize", help="colorize one image of any size",
@@ -291,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the colorized image, the input's size (.png, .jpg, .tif, .bmp ...)")
     colorize.add_argument("--figure", default=None, help="also save a side-by-side figure here (.png, .pdf ...)")
     colorize.add_argument("--seed", type=int, default=0, help="seed of --random-hints")
+    _runtime_option(colorize, "auto")
+    colorize.add_argument("--threads", type=_positive, default=None, help="CPU threads of the runtime (default: "
+                                                                             "torch's choice)")
     colorize.add_argument("--upsample", default="guided", choices=["guided", "bilinear"],
                           help="how the model's colour reaches the photo's size: guided by the photo's own "
                                "lightness (colour stops at its edges) or plain bilinear")
@@ -302,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", type=_names, default="", help="comma-separated registered names")
     bench.add_argument("--checkpoint", action="append", default=[], help="a trained checkpoint (repeatable)")
     bench.add_argument("--out", default=None, type=_folder, help="folder for bench.json (default: print only)")
+    bench.add_argument("--runtimes", type=_runtimes, default="torch",
+                       help="comma-separated runtimes to time each model on: torch, onnxruntime, openvino "
+                            "(the last two run its exported graph, cached after the first export)")
+    bench.add_argument("--json", default=None, metavar="PATH",
+                       help='write {"rows": [{"model", "runtime", "threads", "latency_ms", "latency_std_ms", '
+                            '"gflops"}, ...]} here')
     bench.add_argument("--image-size", type=_positive, default=224,
                        help="size of the --models (checkpoints keep theirs)")
     bench.add_argument("--threads", type=_positive, default=1, help="torch threads while timing")
@@ -319,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "outputs its decisions (layer_keep, token_keep, gflops).")
     _model_choice(export)
     export.add_argument("--format", default="onnx", choices=["onnx"], help="the graph format")
-    export.add_argument("--out", required=True, help="the file to write (.onnx)")
+    export.add_argument("--out", default=None,
+                        help="the file to write (.onnx); default: the cache that --runtime reads "
+                             "($ADAPRUNE_CACHE or ~/.cache/adaprune)")
     export.add_argument("--opset", type=_positive, default=18, help="ONNX opset (18 or later)")
 
     demo = commands.add_parser("demo", help="smoke training, evaluation and one colorized photo")
@@ -391,6 +449,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     resolve_data(args.data)  # a missing folder is reported before the model is loaded
     model = _load_model(args)
     name = model.build_args["name"]
+    model = _on_runtime(model, args)
     if args.image_size is not None and args.image_size != model.image_size[0]:
         from adacolor.model import ResizedColorizer
         model = ResizedColorizer(model, args.image_size)
@@ -412,7 +471,7 @@ def _colorize(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GreyPhotoWarning)
-        paths = colorize_file(_image_path(args.image), lambda: _load_model(args), args.out,
+        paths = colorize_file(_image_path(args.image), lambda: _on_runtime(_load_model(args), args), args.out,
                               hint_file=args.hint_file, random_hints=args.random_hints, figure=args.figure,
                               seed=args.seed, progress=not args.quiet, upsample=args.upsample)
     for warning in caught:  # ours as one line; any other shown as Python would have shown it
@@ -428,23 +487,31 @@ def _colorize(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     for checkpoint in args.checkpoint:  # before torch is imported
         _check_checkpoint(checkpoint)
+    _check_writable(args.json, "--json")
     from adacolor.bench import run_bench
 
     run_bench(args.models, args.checkpoint, args.out, args.image_size, args.threads, args.warmup, args.runs,
-              args.policy, args.patch_keep, args.layer_keep, progress=not args.quiet)
+              args.policy, args.patch_keep, args.layer_keep, progress=not args.quiet, runtimes=args.runtimes,
+              json_path=args.json, say=_say)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     _check_checkpoint(args.checkpoint)  # before torch is imported
     _check_writable(args.out, "--out")
-    if Path(args.out).is_dir():
+    if args.out is not None and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out} is a folder; give the file to write (.onnx)")
     from adacolor.export import export_colorizer
+    from adacolor.exported import export_cached
 
     model = _load_model(args)
     try:
-        path = export_colorizer(model, args.out, opset=args.opset)
+        if args.out is None:
+            if args.opset != 18:
+                raise ValueError("--opset applies to --out files; the cache holds opset-18 graphs")
+            path = export_cached(model, say=_say)
+        else:
+            path = export_colorizer(model, args.out, opset=args.opset)
     except (TypeError, ImportError) as error:  # a model or method it cannot handle, a missing extra: one line
         raise ValueError(str(error)) from None
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format}, opset {args.opset})")

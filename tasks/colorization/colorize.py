@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-import adaprune
 from adacolor.color import AB_SCALE, lab_merge, lab_split, rgb_to_lab
+from adacolor.compute_map import token_compute_map
 from adacolor.model import Colorizer
 from adacolor.upsample import (UpsampleMethod, apply_coefficients, check_upsample_method, resize_rows,
                                upsample_coefficients)
@@ -288,8 +288,7 @@ def _predict(model: Colorizer, rgb: Tensor, hints: Sequence[UserHint], step: Cal
     pred_ab = model(torch.cat([l_small, hint_ab, hint_mask], dim=1))
     compute_map = None
     if model.adaptive:
-        token_map = adaprune.last_record(model.backbone).token_map()
-        compute_map = None if token_map is None else token_map[0]
+        compute_map = token_compute_map(model)
     # the guide at the model's size is the lightness the model saw (the photo resized, then L:
     # 0.01 dB above L resized, in the tuning of adacolor.upsample)
     return {"coefficients": upsample_coefficients(pred_ab, l_small, upsample), "photo_ab": ab_small,

@@ -13,7 +13,7 @@ full width (a map over the patch grid) and, per block, whether its attention and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from torch import Tensor
 import adaprune
 from adaprune import Record
 
-__all__ = ["SUBLAYERS", "ComputeMap", "from_record", "dense_compute_map", "model_compute_map", "render_compute_map"]
+__all__ = ["SUBLAYERS", "ComputeMap", "from_record", "from_decisions", "dense_compute_map", "token_compute_map",
+           "model_compute_map", "render_compute_map"]
 
 SUBLAYERS = ("attention", "ffn")  # the order of a block's two sub-layers in a record
 
@@ -80,6 +81,17 @@ def from_record(record: Record, index: int = 0) -> ComputeMap:
     return ComputeMap(full_width=full_width, ran=ran, adaptive=True)
 
 
+def from_decisions(layer_keep: Tensor, token_keep: Optional[Tensor], grid_size: tuple[int, int]) -> ComputeMap:
+    """The compute map of one image from its decisions as an exported graph outputs them:
+    ``layer_keep`` (L, 2) bool and ``token_keep`` (L, 2, Np) bool or None (as ``from_record``)."""
+    ran = layer_keep.bool().cpu()
+    if token_keep is not None:
+        full_width = token_keep.float().mean(dim=(0, 1)).reshape(grid_size).cpu()
+    else:
+        full_width = ran.float().mean().expand(*grid_size).clone()
+    return ComputeMap(full_width=full_width, ran=ran, adaptive=True)
+
+
 def dense_compute_map(grid_size: tuple[int, int], depth: int) -> ComputeMap:
     """Everything at full width: ``depth`` blocks over a ``grid_size`` patch grid."""
     return ComputeMap(full_width=torch.ones(grid_size), ran=torch.ones(depth, 2, dtype=torch.bool), adaptive=False)
@@ -94,12 +106,25 @@ def model_compute_map(model: torch.nn.Module) -> ComputeMap:
     Raises:
         RuntimeError: an adaptive model that has not run a forward yet.
     """
+    if hasattr(model, "decisions"):  # an exported graph on a runtime (adacolor.exported)
+        return (from_decisions(*model.decisions(), model.grid_size) if model.adaptive
+                else dense_compute_map(model.grid_size, model.depth))
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         return dense_compute_map((1, 1), 0)
     if adaprune.is_wrapped(backbone):
         return from_record(adaprune.last_record(backbone))
     return dense_compute_map(tuple(backbone.patch_embed.grid_size), len(backbone.blocks))
+
+
+def token_compute_map(model: torch.nn.Module) -> Optional[Tensor]:
+    """(rows, cols): per patch, the fraction of sub-layers the last forward (batch 1) of an
+    adaptive colorizer ran it at full width; None when its method makes no token decisions."""
+    if hasattr(model, "decisions"):
+        layer_keep, token_keep = model.decisions()
+        return None if token_keep is None else from_decisions(layer_keep, token_keep, model.grid_size).full_width
+    token_map = adaprune.last_record(model.backbone).token_map()
+    return None if token_map is None else token_map[0]
 
 
 # magma at 0, 1/4, 1/2, 3/4, 1 (matplotlib's values), interpolated linearly: dark = little compute

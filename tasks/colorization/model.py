@@ -506,6 +506,8 @@ def colorizer_gflops(model: Union[Colorizer, ImageColorizer], batch_size: int = 
     """
     if isinstance(model, ResizedColorizer):
         return colorizer_gflops(model.inner, batch_size)
+    if hasattr(model, "spent_gflops"):  # an exported graph on a runtime (adacolor.exported) counts its own
+        return model.spent_gflops()
     if isinstance(model, ImageColorizer):
         return torch.full((batch_size,), model.gflops())
     head = head_gflops(model)

@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["RUNTIMES", "EXTRA", "RuntimeNotInstalled", "ExportedModel", "installed_runtimes", "read_info",
-           "load_exported", "measure_runtimes", "fastest_runtime"]
+__all__ = ["RUNTIMES", "EXTRA", "RuntimeNotInstalled", "ExportedModel", "installed_runtimes", "require_runtime",
+           "read_info", "load_exported", "measure_runtimes", "fastest_runtime"]
 
 RUNTIMES = ("onnxruntime", "openvino")
 EXTRA = "runtimes"  # pip install 'adaprune[runtimes]'
@@ -42,6 +42,14 @@ def _require(module: str) -> Any:
     except ImportError:
         raise RuntimeNotInstalled(f"{module} is not installed; install the optional runtimes with "
                                   f"pip install 'adaprune[{EXTRA}]'") from None
+
+
+def require_runtime(runtime: str) -> None:
+    """Raises RuntimeNotInstalled (one line, naming the extra) unless ``runtime`` and ``onnx``
+    import here; ValueError for a name that is not a runtime."""
+    _check_runtime(runtime)
+    _require(runtime)
+    _require("onnx")
 
 
 def _check_runtime(runtime: str) -> None:

@@ -3,6 +3,7 @@
     adacolor app                                # every shipped model, the default first
     adacolor app --model adacolvit-t            # one shipped model
     adacolor app --checkpoint runs/ada/checkpoint.pt --port 8001
+    adacolor app --runtime openvino --threads 1   # exported graphs on OpenVINO from the first request
 
 It prints its URL once the port accepts connections. Only argparse is imported here at module
 level, so building ``adacolor``'s parser stays fast; the server and torch load in :func:`run`.
@@ -11,10 +12,13 @@ level, so building ``adacolor``'s parser stays fast; the server and torch load i
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
-from typing import Any, Optional
+import threading
+from typing import Any, Callable, Optional
 
-__all__ = ["add_arguments", "load_models", "run"]
+__all__ = ["add_arguments", "load_models", "switch_to_fastest", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -29,8 +33,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
     parser.add_argument("--max-images", type=int, default=16,  # server.DEFAULT_MAX_IMAGES, without importing it
                         help="photos kept in memory; the least recently used is dropped")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads; omit for torch's choice")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the runtime; omit for torch's choice")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                        help="what runs the models: torch, or their exported ONNX graphs on ONNX Runtime / "
+                             "OpenVINO (pip install 'adaprune[runtimes]'); auto (default): serve on torch at once, "
+                             "export each model in the background (once, cached), measure, and switch each to "
+                             "the fastest installed runtime")
     return parser
+
+
+def switch_to_fastest(models: dict[str, Any], replace: Callable[[str, Any], None], threads: Optional[int],
+                      say: Callable[[str], object], export_args: dict[str, list[str]]) -> None:
+    """For each model: export it once (cached) in a child process at low priority (``adacolor
+    export`` with ``export_args[name]``, so the server's own requests never share a process
+    with the exporter's tracing), time torch and every installed runtime here, and serve it on
+    the fastest (``replace(name, model)``); says one line per model. A model that cannot move (it
+    does not export, no runtime installed, the export failed) stays on torch, said why."""
+    from adacolor.exported import cached_graph, select_runtime
+
+    for name, model in list(models.items()):
+        try:
+            if getattr(model, "backbone", None) is not None and cached_graph(model) is None:
+                say(f"{name}: exporting it to ONNX in the background (once, cached; an adaptive ViT-Tiny takes "
+                    f"about 2 minutes on 2 cores), serving it on torch meanwhile")
+                done = subprocess.run([sys.executable, "-m", "adacolor", "export", *export_args[name]],
+                                      capture_output=True, text=True, preexec_fn=lambda: os.nice(10))
+                if done.returncode != 0:
+                    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                    say(f"{name}: staying on torch (the export failed: {last})")
+                    continue
+            fast, line = select_runtime(model, "auto", threads, export=False)
+        except Exception as error:  # noqa: BLE001 - the app keeps serving on torch whatever happened
+            say(f"{name}: staying on torch ({type(error).__name__}: {error})")
+            continue
+        if fast is not model:
+            replace(name, fast)
+        say(f"{name}: {line}")
 
 
 def load_models(model: Optional[str] = None, checkpoint: Optional[str] = None,
@@ -79,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     models, descriptions = load_models(args.model, args.checkpoint)
+    if args.runtime not in ("auto", "torch"):  # asked for: exported (once) before the first request
+        from adacolor.exported import on_runtime
+
+        models = {name: on_runtime(model, args.runtime, args.threads, say=_say) for name, model in models.items()}
     app = create_app(models, max_images=args.max_images, descriptions=descriptions)
     try:
         sock = bind(args.host, args.port)
@@ -89,12 +132,22 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"adacolor app: warning: listening on {args.host}, so other machines can reach this app "
               f"(it has no login)", file=sys.stderr)
-    print(f"adacolor app: serving {', '.join(models)} at {url}  (Ctrl+C to stop)", flush=True)
+    runtime = {"auto": "torch until a faster runtime is measured"}.get(args.runtime, args.runtime)
+    print(f"adacolor app: serving {', '.join(models)} at {url} on {runtime}  (Ctrl+C to stop)", flush=True)
+    if args.runtime == "auto":
+        export_args = {name: (["--checkpoint", args.checkpoint] if args.checkpoint is not None else ["--model", name])
+                       for name in models}
+        threading.Thread(target=switch_to_fastest, args=(models, app.state.replace_model, args.threads, _say,
+                                                         export_args), name="adacolor-runtime", daemon=True).start()
     try:
         serve(app, sock)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _say(text: str) -> None:
+    print(f"adacolor app: {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -256,6 +256,16 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
     app = FastAPI(title="adaprune colorization app", version="1", docs_url=None, redoc_url=None)
     app.state.photos = photos
 
+    def replace_model(name: str, model: nn.Module) -> None:
+        """Serves ``model`` under ``name`` from the next request on (e.g. the same colorizer on a
+        faster runtime, ``adacolor.exported``); a request running on the old one finishes first."""
+        if name not in served:
+            raise KeyError(f"no model {name!r} is served")
+        with locks[name]:
+            served[name] = model.eval()
+
+    app.state.replace_model = replace_model
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"error": error.message}, status_code=error.status)
@@ -348,6 +358,7 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
             spec = getattr(model, "spec", None)
             entries.append({"name": name, "architecture": spec.name if spec is not None else type(model).__name__,
                             "adaptive": bool(getattr(model, "adaptive", False)),
+                            "runtime": str(getattr(model, "runtime", "torch")),
                             "image_size": list(model.image_size),
                             "description": (descriptions or {}).get(name, ""), "default": name == default})
         return {"models": entries, "default": default, "hint_size_range": list(HINT_SIZE_RANGE)}
