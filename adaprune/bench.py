@@ -6,6 +6,7 @@ interleaved so that drift of the machine hits both alike, and the medians are co
     adaprune-bench                      # ViT-Tiny/16, 224 px, 4 channels, G=2, random 50% tokens
     adaprune-bench --policy learned --layer-keep 0.75 --json bench.json
     adaprune-bench --method dynamicvit --option keep_rate=0.7   # any registered method
+    adaprune-bench --runtime openvino   # both exported to ONNX, run by OpenVINO (random stand-in gates)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from adaprune.policy import PolicyMode, policy
 from adaprune.record import last_record
 
 __all__ = ["latency_ms", "time_many", "sample_many", "time_pair", "BenchResult", "compare", "format_result", "sublayer_breakdown",
-           "prepared_steps_ms", "format_breakdown", "parse_options", "run", "main"]
+           "prepared_steps_ms", "format_breakdown", "parse_options", "random_gates", "compare_on_runtime", "run", "main"]
 
 
 @contextlib.contextmanager
@@ -120,6 +121,7 @@ class BenchResult:
     wrapped_img_s: float
     dense_gflops: float
     wrapped_gflops: float
+    runtime: str = "torch"
 
     @property
     def speedup(self) -> float:
@@ -185,6 +187,70 @@ def compare(
         dense_img_s=batch / dense_batch * 1e3, wrapped_img_s=batch / wrapped_batch * 1e3,
         dense_gflops=vit_gflops(dense), wrapped_gflops=statistics.mean(gflops),
     )
+
+
+def random_gates(wrapped: nn.Module, patch_keep: float = 0.5, layer_keep: float = 1.0, seed: int = 0) -> nn.Module:
+    """Gives an AdaColViT-wrapped ViT decision layers that stand in for trained ones under the
+    learned policy (the one an exported graph decides with): random weights, so that decisions
+    vary with the input, and biases at the normal quantile of ``patch_keep`` / ``layer_keep``,
+    so that about that fraction of the patch tokens is kept / of the sub-layers runs (the
+    logits of a LayerNorm-ed token against weights of std 1/sqrt(C) are about N(0, 1)). The
+    fractions actually kept are what the GFLOPs count. Returns ``wrapped``.
+
+    Raises:
+        TypeError: a method other than ``adacolvit``.
+    """
+    from adaprune.config import wrap_info
+
+    method = wrap_info(wrapped).method
+    if method != "adacolvit":
+        raise TypeError(f"random stand-in gates are made for adacolvit, not {method!r}; use --policy learned")
+    generator = torch.Generator().manual_seed(seed)
+
+    def stand_in(layer: nn.Linear, keep: float) -> None:
+        with torch.no_grad():
+            fan_in = layer.weight.shape[1]
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / fan_in ** 0.5)
+            # always / never: a bias far past any logit (still an input-dependent decision in the graph)
+            layer.bias.fill_(20.0 if keep >= 1.0 else -20.0 if keep <= 0.0 else statistics.NormalDist().inv_cdf(keep))
+
+    for block in wrapped.blocks:
+        gate = block.adaprune_gate
+        if gate.patch is not None:
+            stand_in(gate.patch.attn_logits, patch_keep)
+            stand_in(gate.patch.mlp_logits, patch_keep)
+        if gate.layer is not None:
+            stand_in(gate.layer.proj, layer_keep)
+    return wrapped
+
+
+def compare_on_runtime(dense: nn.Module, wrapped: nn.Module, x: Tensor, runtime: str, threads: int = 1,
+                       warmup: int = 10, runs: int = 50, name: str = "", label: str = "learned",
+                       progress: bool = False) -> BenchResult:
+    """``compare`` with both models exported (``adaprune.export_onnx``, into a temporary folder)
+    and run by ``runtime`` (``onnxruntime`` or ``openvino``) at batch 1, timed interleaved. The
+    wrapped graph decides with the learned policy; its GFLOPs are the graph's own count.
+    Throughput is batch 1 (the graphs are exported at batch 1)."""
+    import tempfile
+    from pathlib import Path
+
+    from adaprune.export import export_onnx
+    from adaprune.runtimes import load_exported, require_runtime
+
+    require_runtime(runtime)
+    single = x[:1]
+    with tempfile.TemporaryDirectory() as folder:
+        graphs = [load_exported(export_onnx(vit, Path(folder) / f"{kind}.onnx", single), runtime, threads)
+                  for kind, vit in (("dense", dense), ("wrapped", wrapped))]
+    array = single.numpy()
+    with tqdm(total=2 * (warmup + runs), desc=name or "bench", unit="run", disable=None if progress else True,
+              dynamic_ncols=True) as bar:
+        dense_ms, wrapped_ms = (statistics.median(t) for t in sample_many(
+            [lambda _, g=g: g(array) for g in graphs], single, threads, warmup, runs, bar.update))
+    gflops = float(graphs[1](array)["gflops"][0])
+    return BenchResult(model=name, policy=label, threads=threads, batch=1, dense_ms=dense_ms, wrapped_ms=wrapped_ms,
+                       dense_img_s=1e3 / dense_ms, wrapped_img_s=1e3 / wrapped_ms, dense_gflops=vit_gflops(dense),
+                       wrapped_gflops=gflops, runtime=runtime)
 
 
 def sublayer_breakdown(dense: nn.Module, wrapped: nn.Module, patch_keep: float = 0.5, threads: int = 1,
@@ -294,7 +360,7 @@ def format_result(result: BenchResult) -> str:
         ("GFLOPs per image", f"{result.dense_gflops:.3f}", f"{result.wrapped_gflops:.3f}", f"{result.flops_ratio:.2f}x"),
     ]
     width = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [f"{result.model}  policy={result.policy}  threads={result.threads}"]
+    lines = [f"{result.model}  policy={result.policy}  threads={result.threads}  runtime={result.runtime}"]
     lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, width))) for r in rows]
     lines.append(f"speedup / FLOPs ratio = {result.speedup / result.flops_ratio:.2f} (batch 1), "
                  f"{result.throughput_speedup / result.flops_ratio:.2f} (batch {result.batch})")
@@ -316,6 +382,10 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     parser.add_argument("--patch-keep", type=float, default=0.5)
     parser.add_argument("--layer-keep", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime", "openvino"],
+                        help="what runs both models: torch eager, or their exported ONNX graphs (batch 1; "
+                             "pip install 'adaprune[runtimes]'); on a runtime --policy random gives the gates "
+                             "random weights that keep about --patch-keep / --layer-keep (adaprune.bench.random_gates)")
     parser.add_argument("--batch", type=int, default=16, help="batch size of the throughput figure")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runs", type=int, default=50)
@@ -333,10 +403,23 @@ def run(argv: Optional[Sequence[str]] = None) -> BenchResult:
     options.update(parse_options(args.options))
     wrapped = wrap(copy.deepcopy(dense), method=args.method, **options)
     x = torch.randn(args.batch, args.in_chans, args.img_size, args.img_size)
-    result = compare(dense, wrapped, x, args.policy, args.patch_keep, args.layer_keep, args.threads,
-                     args.batch, args.warmup, args.runs, name=args.model, progress=not args.quiet)
+    if args.runtime != "torch":
+        if args.policy not in ("learned", "random"):
+            parser.error(f"--policy {args.policy}: an exported graph decides with its gates (learned); "
+                         f"use --policy learned or random (random stand-in gates), or --runtime torch")
+        if args.breakdown:
+            parser.error("--breakdown times PyTorch kernels; use it with --runtime torch")
+        label = "learned"
+        if args.policy == "random":
+            random_gates(wrapped, args.patch_keep, args.layer_keep, args.seed)
+            label = f"random gates(patch_keep={args.patch_keep}, layer_keep={args.layer_keep})"
+        result = compare_on_runtime(dense, wrapped, x, args.runtime, args.threads, args.warmup, args.runs,
+                                    name=args.model, label=label, progress=not args.quiet)
+    else:
+        result = compare(dense, wrapped, x, args.policy, args.patch_keep, args.layer_keep, args.threads,
+                         args.batch, args.warmup, args.runs, name=args.model, progress=not args.quiet)
     print(format_result(result))
-    if args.breakdown:
+    if args.breakdown and args.runtime == "torch":
         print(format_breakdown(sublayer_breakdown(dense, wrapped, args.patch_keep, args.threads)))
         with policy(wrapped, args.policy, **({"patch_keep": args.patch_keep, "layer_keep": args.layer_keep}
                                               if args.policy == "random" else {})):

@@ -14,6 +14,7 @@ PyTorch token by token.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -116,11 +117,13 @@ def _eval_without_grad(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """No warnings or log lines from the exporter (it logs traced graphs at warning level)."""
+    """No warnings, log lines or printed graphs from the exporter (it logs traced graphs at
+    warning level, and prints some of a bare ViT's on standard error); its errors still raise."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

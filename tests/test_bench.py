@@ -59,3 +59,48 @@ def test_prepared_steps_time_against_dense_and_need_steps():
     qk = adaprune.wrap(tiny_vit(depth=2, qk_norm=True), patch_groups=2)  # q/k norms: no compiled step
     with pytest.raises(ValueError, match="prepare no inference steps"):
         prepared_steps_ms(dense, qk, x, warmup=1, runs=1)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_bench_cli_runs_both_models_on_a_runtime(runtime, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip(runtime)
+    path = tmp_path / "bench.json"
+    result = run(["--img-size", "64", "--warmup", "1", "--runs", "3", "--runtime", runtime, "--policy", "random",
+                  "--patch-keep", "0.5", "--quiet", "--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert saved["runtime"] == runtime and result.batch == 1 and result.dense_ms > 0 and result.wrapped_ms > 0
+    # the stand-in gates keep some tokens and drop others: fewer GFLOPs than dense, more than all dropped
+    assert 1.0 < result.flops_ratio < 2.0
+    out = capsys.readouterr()
+    assert f"runtime={runtime}" in out.out and "def forward" not in out.err + out.out  # no traced graph printed
+
+
+def test_random_gates_keep_about_the_fraction_asked(capsys):
+    import copy
+
+    import timm
+
+    from adaprune import last_record, wrap
+    from adaprune.bench import random_gates
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64, in_chans=4, num_classes=0,
+                            global_pool="").eval()
+    for keep in (0.25, 0.75):
+        wrapped = random_gates(wrap(copy.deepcopy(vit), patch_groups=2), patch_keep=keep)
+        with torch.no_grad():
+            wrapped.forward_features(torch.randn(4, 4, 64, 64))
+        kept = float(last_record(wrapped).patch_keep.mean())
+        assert abs(kept - keep) < 0.2, (keep, kept)
+        assert float(last_record(wrapped).layer_keep.mean()) == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runtime", "onnxruntime", "--policy", "keep_all"], "an exported graph decides with its gates"),
+    (["--runtime", "onnxruntime", "--breakdown"], "--breakdown times PyTorch kernels"),
+])
+def test_bench_cli_runtime_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        run(["--img-size", "32", *argv])
+    assert message in capsys.readouterr().err

@@ -23,7 +23,7 @@ from adaprune.export import DEFAULT_OPSET, export_onnx
 __all__ = ["FORMATS", "KIND", "export_colorizer"]
 
 FORMATS = ("onnx",)
-KIND = "colorizer"  # the ``kind`` in the graph's adaprune metadata, checked by adacolor.runtimes
+KIND = "colorizer"  # the ``kind`` in the graph's adaprune metadata, checked by adaprune.runtimes
 
 
 def export_colorizer(model: nn.Module, path: Union[str, os.PathLike], opset: int = DEFAULT_OPSET,

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from adaprune.bench import sample_many
-from adacolor.runtimes import RUNTIMES, ExportedModel, installed_runtimes, require_runtime
+from adaprune.runtimes import RUNTIMES, ExportedModel, installed_runtimes, require_runtime
 
 __all__ = ["RUNTIME_CHOICES", "ExportedColorizer", "cache_dir", "model_digest", "cached_graph", "export_cached",
            "on_runtime", "runtime_of", "fastest_runtime", "select_runtime", "check_runtime"]

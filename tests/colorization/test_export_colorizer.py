@@ -19,7 +19,7 @@ from adacolor.model import colorizer_state, create_colorizer, load_colorizer
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from adacolor.runtimes import (  # noqa: E402 - after the skips: the runtimes are an optional extra
+from adaprune.runtimes import (  # noqa: E402 - after the skips: the runtimes are an optional extra
     RuntimeNotInstalled,
     fastest_runtime,
     installed_runtimes,

@@ -18,7 +18,7 @@ from adacolor.model import colorizer_gflops, colorizer_state, create_colorizer
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from adacolor import exported  # noqa: E402 - after the skips: the runtimes are an optional extra
-from adacolor.runtimes import RuntimeNotInstalled, installed_runtimes  # noqa: E402
+from adaprune.runtimes import RuntimeNotInstalled, installed_runtimes  # noqa: E402
 
 SMALL = dict(image_size=32, patch_size=8, depth=2)
 

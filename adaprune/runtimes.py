@@ -1,4 +1,5 @@
-"""Run an exported colorizer (``adacolor export``) with ONNX Runtime or OpenVINO.
+"""Run a graph exported by adaprune (``adaprune.export_onnx``, ``adacolor export``) with ONNX Runtime
+or OpenVINO.
 
 The runtime is a choice of how to run, never of what is computed: both run in float32
 (OpenVINO's CPU plugin would otherwise pick bfloat16 on CPUs that have it), and an exported
@@ -7,6 +8,8 @@ graph takes the same decisions as the PyTorch model it came from.
     >>> model = load_exported("adacolvit-t.onnx", runtime="openvino", threads=1)
     >>> out = model(x)            # x: (1, 4, H, W) float32
     >>> out["ab"], out["layer_keep"], out["token_keep"], out["gflops"]
+
+This module imports neither torch nor the runtimes until they are used.
 
 Both runtimes are optional: ``pip install 'adaprune[runtimes]'``.
 """
@@ -28,7 +31,7 @@ __all__ = ["RUNTIMES", "EXTRA", "RuntimeNotInstalled", "ExportedModel", "install
 
 RUNTIMES = ("onnxruntime", "openvino")
 EXTRA = "runtimes"  # pip install 'adaprune[runtimes]'
-_METADATA_KEY = "adaprune"  # adaprune.export.METADATA_KEY, without importing torch
+_METADATA_KEY = "adaprune"  # adaprune.export.METADATA_KEY
 
 
 class RuntimeNotInstalled(ImportError, ValueError):
@@ -182,8 +185,9 @@ class ExportedModel:
 
 
 def load_exported(path: Union[str, os.PathLike], runtime: str = "onnxruntime", threads: Optional[int] = None,
-                  kind: Optional[str] = "colorizer") -> ExportedModel:
-    """An exported colorizer (``kind=None``: any adaprune graph) on ``runtime``; see ``ExportedModel``."""
+                  kind: Optional[str] = None) -> ExportedModel:
+    """An exported graph on ``runtime`` (``kind``: the kind it must be, e.g. ``"colorizer"``; None:
+    any adaprune graph); see ``ExportedModel``."""
     return ExportedModel(path, runtime, threads, kind)
 
 
