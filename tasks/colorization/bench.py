@@ -26,7 +26,7 @@ import adaprune
 from adaprune.bench import sample_many
 from adacolor.model import Colorizer, colorizer_gflops, create_colorizer, load_colorizer
 
-__all__ = ["bench_input", "bench_model", "format_table", "format_rows", "run_bench"]
+__all__ = ["bench_input", "bench_photos", "bench_model", "format_table", "format_rows", "run_bench"]
 
 
 def bench_input(size: int, hints: int = 10, seed: int = 0) -> Tensor:
@@ -40,6 +40,23 @@ def bench_input(size: int, hints: int = 10, seed: int = 0) -> Tensor:
     sets = make_eval_hint_sets(1, size, size, (hints,), seed=seed)
     hint_ab, hint_mask = render_hints(ab, [sets[hints][0]])
     return model_input(l_norm, hint_ab, hint_mask)
+
+
+def bench_photos(size: int, data: str, images: int, hints: int = 10, seed: int = 0) -> list[Tensor]:
+    """``images`` inputs (1, 4, size, size) from a data spec (an image folder, ``shared:REL`` or
+    ``samples``), spread evenly over it, each with ``hints`` hints drawn from ``seed``: an
+    adaptive model spends what each photo asks, so its speed is a mean over photos."""
+    from adacolor.color import lab_split
+    from adacolor.data import evenly_spaced, image_dataset
+    from adacolor.hints import make_eval_hint_sets, model_input, render_hints
+
+    dataset = evenly_spaced(image_dataset(data, size, train=False), images)
+    sets = make_eval_hint_sets(len(dataset), size, size, (hints,), seed=seed)
+    inputs = []
+    for i in range(len(dataset)):
+        l_norm, ab = lab_split(dataset[i]["rgb"][None])
+        inputs.append(model_input(l_norm, *render_hints(ab, [sets[hints][i]])))
+    return inputs
 
 
 def bench_model(model: Colorizer, x: Tensor, threads: int = 1, warmup: int = 10, runs: int = 50,
@@ -95,28 +112,40 @@ def _load(name: str, image_size: int, seed: int) -> tuple[str, Colorizer]:
 
 
 def _rows(entries: list[tuple[str, Colorizer]], runtimes: Sequence[str], threads: int, warmup: int, runs: int,
-          seed: int, bar: tqdm, say: Callable[[str], object]) -> list[dict[str, Any]]:
+          seed: int, bar: tqdm, say: Callable[[str], object], data: Optional[str] = None,
+          images: int = 1) -> list[dict[str, Any]]:
     """One row per model and runtime: each model on each runtime, timed interleaved with every
-    other (model, runtime) of the same image size, on that size's photo (learned policy)."""
+    other (model, runtime) of the same image size, on that size's photos (learned policy).
+
+    Each photo (``bench_photos`` of ``data``, else the astronaut) gets ``runs`` timed runs; a
+    row's latency is the mean over photos of each photo's median, its std the spread of all
+    runs, its GFLOPs the mean over photos."""
     from adacolor.exported import on_runtime
 
     rows: list[dict[str, Any]] = []
     sizes = sorted({model.image_size[0] for _, model in entries})
     for size in sizes:
-        x = bench_input(size, seed=seed)
+        photos = [bench_input(size, seed=seed)] if data is None else bench_photos(size, data, images, seed=seed)
         group = [(label, runtime, on_runtime(model, runtime, threads, say).eval())
                  for label, model in entries if model.image_size[0] == size for runtime in runtimes]
-        bar.set_postfix_str(f"{size} px: {len(group)} model x runtime")
-        with torch.inference_mode():
-            spent = []
-            for label, runtime, module in group:
-                module(x)
-                spent.append(float(colorizer_gflops(module, 1).mean()))
-        samples = sample_many([module for _, _, module in group], x, threads, warmup, runs, on_call=bar.update)
-        for (label, runtime, module), gflops, times in zip(group, spent, samples):
+        bar.set_postfix_str(f"{size} px: {len(group)} model x runtime, {len(photos)} photo(s)")
+        medians: list[list[float]] = [[] for _ in group]
+        every: list[list[float]] = [[] for _ in group]
+        spent: list[list[float]] = [[] for _ in group]
+        for x in photos:
+            with torch.inference_mode():
+                for i, (_, _, module) in enumerate(group):
+                    module(x)
+                    spent[i].append(float(colorizer_gflops(module, 1).mean()))
+            samples = sample_many([module for _, _, module in group], x, threads, warmup, runs, on_call=bar.update)
+            for i, times in enumerate(samples):
+                medians[i].append(statistics.median(times))
+                every[i] += times
+        for i, (label, runtime, module) in enumerate(group):
             rows.append({"model": label, "runtime": runtime, "threads": threads,
-                         "latency_ms": statistics.median(times), "latency_std_ms": statistics.stdev(times),
-                         "gflops": gflops, "image_size": size, "adaptive": bool(module.adaptive)})
+                         "latency_ms": statistics.mean(medians[i]), "latency_std_ms": statistics.stdev(every[i]),
+                         "gflops": statistics.mean(spent[i]), "image_size": size, "adaptive": bool(module.adaptive),
+                         "photos": len(photos)})
     return rows
 
 
@@ -153,6 +182,8 @@ def run_bench(
         runtimes: Sequence[str] = ("torch",),
         json_path: Optional[Union[str, Path]] = None,
         say: Callable[[str], object] = lambda text: None,
+        data: Optional[str] = None,
+        images: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Benchmarks shipped trained models and registered names (randomly initialised, at
     ``image_size``) and checkpoints (at their trained size); prints a table, writes
@@ -160,8 +191,10 @@ def run_bench(
 
     ``runtimes`` other than ``["torch"]``: every model runs on each, its exported graph on ONNX
     Runtime / OpenVINO (``adacolor.exported``), all of one image size interleaved run by run in
-    this process, with the learned policy (the one a graph decides with). ``progress`` shows a
-    bar on stderr (when it is a terminal); ``say`` is told a line before a slow export.
+    this process, with the learned policy (the one a graph decides with); ``data`` / ``images``:
+    time them on that many photos of a data spec instead of the astronaut (``bench_photos``).
+    ``progress`` shows a bar on stderr (when it is a terminal); ``say`` is told a line before a
+    slow export.
 
     Returns:
         ``{label: {"gflops", "latency_ms", "policy", "image_size", "threads", "adaptive"}}``
@@ -177,6 +210,8 @@ def run_bench(
         check_runtime(runtime)
     if not runtimes:
         raise ValueError("no runtime to time on; accepted: torch, onnxruntime, openvino")
+    if data is not None and runtimes == ["torch"] and policy != "learned":
+        raise ValueError("--data times the learned policy (rows per runtime); drop --policy or --data")
     if runtimes != ["torch"] and policy != "learned":
         raise ValueError(f"--policy {policy}: an exported graph decides with the learned policy only; "
                          f"use --runtimes torch for control policies")
@@ -186,16 +221,18 @@ def run_bench(
         entries.append((f"{model.build_args['name']} ({Path(path).parent.name or Path(path).name})", model))
     settings = dict(threads=threads, warmup=warmup, runs=runs, batch=1, seed=seed, policy=policy,
                     runtimes=runtimes, torch=torch.__version__, num_threads_default=torch.get_num_threads())
-    if runtimes == ["torch"]:
+    if data is not None:
+        settings |= {"data": data, "images": images}
+    if runtimes == ["torch"] and data is None:
         results = _torch_only(entries, threads, warmup, runs, policy, patch_keep, layer_keep, seed, progress)
         rows = [{"model": label, "runtime": "torch", "threads": threads, "latency_ms": r["latency_ms"],
                  "latency_std_ms": r["latency_std_ms"], "gflops": r["gflops"], "image_size": r["image_size"],
                  "adaptive": r["adaptive"]} for label, r in results.items()]
         print(format_table(results))
     else:
-        with tqdm(total=len(entries) * len(runtimes) * (warmup + runs), desc="bench", unit="run",
-                  disable=None if progress else True, dynamic_ncols=True) as bar:
-            rows = _rows(entries, runtimes, threads, warmup, runs, seed, bar, say)
+        with tqdm(total=len(entries) * len(runtimes) * (warmup + runs) * (1 if data is None else images),
+                  desc="bench", unit="run", disable=None if progress else True, dynamic_ncols=True) as bar:
+            rows = _rows(entries, runtimes, threads, warmup, runs, seed, bar, say, data, images)
         results = {f"{row['model']} ({row['runtime']})": {**row, "policy": "learned" if row["adaptive"] else "dense"}
                    for row in rows}
         print(format_rows(rows))

@@ -355,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runtimes", type=_runtimes, default="torch",
                        help="comma-separated runtimes to time each model on: torch, onnxruntime, openvino "
                             "(the last two run its exported graph, cached after the first export)")
+    bench.add_argument("--data", default=None, help="time on photos of this image folder, shared:REL or "
+                                                    "'samples' (default: scikit-image's astronaut)")
+    bench.add_argument("--images", type=_positive, default=20, help="--data: how many photos, spread evenly")
     bench.add_argument("--json", default=None, metavar="PATH",
                        help='write {"rows": [{"model", "runtime", "threads", "latency_ms", "latency_std_ms", '
                             '"gflops"}, ...]} here')
@@ -488,11 +491,15 @@ def _bench(args: argparse.Namespace) -> int:
     for checkpoint in args.checkpoint:  # before torch is imported
         _check_checkpoint(checkpoint)
     _check_writable(args.json, "--json")
+    if args.data is not None:
+        from adacolor.data import resolve_data
+
+        resolve_data(args.data)  # a missing folder is told before any model loads
     from adacolor.bench import run_bench
 
     run_bench(args.models, args.checkpoint, args.out, args.image_size, args.threads, args.warmup, args.runs,
               args.policy, args.patch_keep, args.layer_keep, progress=not args.quiet, runtimes=args.runtimes,
-              json_path=args.json, say=_say)
+              json_path=args.json, say=_say, data=args.data, images=args.images)
     return 0
 
 

@@ -227,3 +227,14 @@ def test_bench_writes_one_row_per_model_and_runtime(tmp_path, capsys):
 def test_runtime_arguments_are_checked(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_over_photos_averages_what_each_photo_costs(tmp_path):
+    path = tmp_path / "photos.json"
+    assert main(["bench", "--quiet", "--models", "adacolvit-t", "--image-size", "32", "--runs", "2",
+                 "--warmup", "1", "--runtimes", "torch,onnxruntime", "--data", "samples", "--images", "3",
+                 "--json", str(path)]) == 0
+    saved = json.loads(path.read_text())
+    assert saved["settings"]["data"] == "samples" and saved["settings"]["images"] == 3
+    assert [row["photos"] for row in saved["rows"]] == [3, 3]
+    assert saved["rows"][0]["gflops"] == pytest.approx(saved["rows"][1]["gflops"], rel=1e-5)
