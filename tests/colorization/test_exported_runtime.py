@@ -238,3 +238,29 @@ def test_bench_over_photos_averages_what_each_photo_costs(tmp_path):
     assert saved["settings"]["data"] == "samples" and saved["settings"]["images"] == 3
     assert [row["photos"] for row in saved["rows"]] == [3, 3]
     assert saved["rows"][0]["gflops"] == pytest.approx(saved["rows"][1]["gflops"], rel=1e-5)
+
+
+def test_the_app_exports_in_a_child_process_and_moves_each_model_to_the_fastest(checkpoint, tmp_path, monkeypatch):
+    from adacolor.app.cli import switch_to_fastest
+    from adacolor.model import load_colorizer
+
+    monkeypatch.setenv("ADAPRUNE_CACHE", str(tmp_path / "fresh-cache"))  # nothing exported yet
+    model = load_colorizer(checkpoint).eval()
+    served, said = {"tiny": model}, []
+    switch_to_fastest({"tiny": model}, served.__setitem__, 1, said.append,
+                      {"tiny": ["--checkpoint", str(checkpoint)]})
+    assert exported.cached_graph(model) is not None  # the child process filled the cache
+    assert said[0].startswith("tiny: exporting it to ONNX in the background")
+    runtime = exported.runtime_of(served["tiny"])
+    assert said[-1].startswith(f"tiny: runtime {runtime} (the fastest here at 1 thread: ")
+    assert (served["tiny"] is model) == (runtime == "torch")
+
+
+def test_the_app_keeps_serving_on_torch_when_a_model_cannot_move(tmp_path, monkeypatch):
+    from adacolor.app.cli import switch_to_fastest
+
+    monkeypatch.setenv("ADAPRUNE_CACHE", str(tmp_path / "cache"))
+    model = create_colorizer("swinir-t", image_size=32).eval()
+    served, said = {"swin": model}, []
+    switch_to_fastest({"swin": model}, served.__setitem__, 1, said.append, {"swin": ["--model", "none"]})
+    assert served["swin"] is model and said == ["swin: runtime torch (swinir-t does not export to ONNX)"]
