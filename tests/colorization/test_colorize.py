@@ -167,7 +167,10 @@ def test_random_hints_on_a_grey_photo_say_why_the_result_is_grey(tmp_path: Path,
     def run(photo: Path, *hints: str) -> str:
         assert main(["colorize", str(photo), "--checkpoint", str(checkpoint), *hints,
                      "--out", str(tmp_path / "out.png")]) == 0
-        return capsys.readouterr().err
+        said = capsys.readouterr().err
+        # every colorize says which runtime runs the model (one line of its own); the rest is the hints'
+        assert said.startswith("[adacolor] runtime torch"), said
+        return said.split("\n", 1)[1]
 
     said = run(grey, "--random-hints", "5")
     assert said.count("\n") == 1 and "Traceback" not in said
