@@ -16,17 +16,21 @@ Both runtimes are optional: ``pip install 'adaprune[runtimes]'``.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
 import statistics
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["RUNTIMES", "EXTRA", "RuntimeNotInstalled", "ExportedModel", "installed_runtimes", "require_runtime",
+__all__ = ["RUNTIMES", "EXTRA", "RuntimeNotInstalled", "ExportedModel", "keep_signal_stack", "installed_runtimes", "require_runtime",
            "read_info", "load_exported", "measure_runtimes", "fastest_runtime"]
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -45,6 +49,49 @@ def _require(module: str) -> Any:
     except ImportError:
         raise RuntimeNotInstalled(f"{module} is not installed; install the optional runtimes with "
                                   f"pip install 'adaprune[{EXTRA}]'") from None
+
+
+class _StackT(ctypes.Structure):
+    """``stack_t`` of ``sigaltstack(2)``."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+def _sigaltstack() -> Optional[Any]:
+    """libc's ``sigaltstack``, or None where there is none (not Linux / macOS)."""
+    if not sys.platform.startswith(("linux", "darwin")):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).sigaltstack
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def keep_signal_stack() -> Iterator[None]:
+    """Puts the calling thread's alternate signal stack back as it was after the block.
+
+    OpenVINO's CPU plugin gives the thread that compiles or runs a model an alternate signal
+    stack of its own, and a compiled model freed later hands the thread back the stack it found,
+    which is another model's, already freed, when models are freed in another order than they
+    were made. The next signal handled on that thread (Python runs its handlers on the alternate
+    stack: a ``SIGCHLD`` handler, as a DataLoader with workers installs) then kills the process
+    with SIGSEGV. Every OpenVINO call here runs inside this block, so no thread is left on a
+    stack that OpenVINO owns."""
+    call = _sigaltstack()
+    if call is None:
+        yield
+        return
+    before = _StackT()
+    kept = call(None, ctypes.byref(before)) == 0
+    try:
+        yield
+    finally:
+        if kept:
+            now = _StackT()
+            if call(None, ctypes.byref(now)) == 0 and (now.ss_sp, now.ss_size) != (before.ss_sp, before.ss_size):
+                before.ss_flags &= ~1  # SS_ONSTACK is reported, never set
+                call(ctypes.byref(before), None)
 
 
 def require_runtime(runtime: str) -> None:
@@ -110,6 +157,18 @@ def read_info(path: Union[str, os.PathLike], kind: Optional[str] = None) -> dict
     return info
 
 
+class _OpenVinoModel:
+    """An OpenVINO compiled model and its request, freed inside ``keep_signal_stack``."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def __del__(self) -> None:
+        with keep_signal_stack():
+            self.__dict__.clear()
+
+
 class ExportedModel:
     """An exported graph loaded on one runtime, called on one input at a time.
 
@@ -160,9 +219,14 @@ class ExportedModel:
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}  # never bfloat16 behind the user's back
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(str(self.path), "CPU", config)
-        request = compiled.create_infer_request()
-        return lambda x: [np.asarray(v) for v in request.infer([x]).to_tuple()]
+        with keep_signal_stack():
+            self._openvino_model = _OpenVinoModel(ov.Core().compile_model(str(self.path), "CPU", config))
+
+        def run(x: np.ndarray) -> list:
+            with keep_signal_stack():
+                return [np.asarray(v) for v in self._openvino_model.request.infer([x]).to_tuple()]
+
+        return run
 
     @property
     def image_size(self) -> tuple[int, int]:

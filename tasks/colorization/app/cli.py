@@ -12,7 +12,7 @@ level, so building ``adacolor``'s parser stays fast; the server and torch load i
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _low_priority(command: list[str]) -> list[str]:
+    """``command`` run under ``nice -n 10`` where the system has ``nice``.
+
+    Not ``preexec_fn``: a server with runtime and torch threads running should not fork and run
+    Python in the child (CPython documents it as unsafe with threads); a plain command is
+    started with vfork / exec instead."""
+    nice = shutil.which("nice")
+    return [nice, "-n", "10", *command] if nice else command
+
+
 def switch_to_fastest(models: dict[str, Any], replace: Callable[[str, Any], None], threads: Optional[int],
                       say: Callable[[str], object], export_args: dict[str, list[str]]) -> None:
     """For each model: export it once (cached) in a child process at low priority (``adacolor
@@ -57,8 +67,8 @@ def switch_to_fastest(models: dict[str, Any], replace: Callable[[str, Any], None
             if getattr(model, "backbone", None) is not None and cached_graph(model) is None:
                 say(f"{name}: exporting it to ONNX in the background (once, cached; an adaptive ViT-Tiny takes "
                     f"about 2 minutes on 2 cores), serving it on torch meanwhile")
-                done = subprocess.run([sys.executable, "-m", "adacolor", "export", *export_args[name]],
-                                      capture_output=True, text=True, preexec_fn=lambda: os.nice(10))
+                done = subprocess.run(_low_priority([sys.executable, "-m", "adacolor", "export", *export_args[name]]),
+                                      capture_output=True, text=True)
                 if done.returncode != 0:
                     last = (done.stderr.strip().splitlines() or ["no message"])[-1]
                     say(f"{name}: staying on torch (the export failed: {last})")
