@@ -58,7 +58,8 @@ def save(out: Union[str, Path], evidence: Union[str, Path], settings: dict[str, 
     return written
 
 
-def restore(out: Union[str, Path], evidence: Union[str, Path], scale: str, runs: set[str]) -> dict[str, list[str]]:
+def restore(out: Union[str, Path], evidence: Union[str, Path], scale: str, runs: set[str],
+            form: Optional[str] = None) -> dict[str, list[str]]:
     """Puts the results kept in ``evidence`` back into ``out`` where ``out`` has none.
 
     Args:
@@ -66,6 +67,9 @@ def restore(out: Union[str, Path], evidence: Union[str, Path], scale: str, runs:
         evidence: a folder written by ``save`` (``docs/results``), with its ``results.json``.
         scale: the suite's scale name; evidence of another scale is refused (ValueError).
         runs: the suite's run names; evidence of other runs is left out.
+        form: the suite's form (``finetune`` / ``scratch``; None: any); evidence of another form,
+            whose runs of the same names are other models, is refused (ValueError). Evidence
+            written before forms existed is ``scratch``.
 
     Returns:
         ``{"eval": [...], "train": [...], "figures": [...]}``: what was restored.
@@ -78,6 +82,10 @@ def restore(out: Union[str, Path], evidence: Union[str, Path], scale: str, runs:
     if kept["settings"]["scale"] != scale:
         raise ValueError(f"--restore {evidence}: its results are of the {kept['settings']['scale']!r} scale, "
                          f"not {scale!r}")
+    kept_form = kept["settings"].get("form", "scratch")
+    if form is not None and kept_form != form:
+        raise ValueError(f"--restore {evidence}: its results are of the {kept_form} form, not {form} (its runs "
+                         f"are other models under the same names); add --form {kept_form}")
     done: dict[str, list[str]] = {"eval": [], "train": [], "figures": []}
     for path in sorted((evidence / "runs" / "eval").glob("*.json")):
         target = eval_dir(out, path.stem) / "result.json"

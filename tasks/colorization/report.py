@@ -40,6 +40,11 @@ __all__ = [
     "budget_form",
     "meets_budget_target",
     "budget_section",
+    "trained_cell",
+    "form_lines",
+    "latency_runtimes",
+    "runtime_latency",
+    "table2_section",
     "build_report",
 ]
 
@@ -385,17 +390,119 @@ def _minutes(value: Optional[float]) -> str:
     return f"{value:.0f} min" if value < 90 else f"{value / 60:.1f} h"
 
 
-def estimate_text(estimated: Optional[float], aim: Optional[float]) -> str:
-    """The suite's estimated time (minutes), and whether it is above the time it was meant to fit in."""
+def estimate_text(estimated: Optional[float], aim: Optional[float], source: Optional[str] = None) -> str:
+    """The suite's estimated time (minutes), and whether it is above the time it was meant to fit
+    in; ``source``: where the estimate comes from (e.g. the measured rates)."""
     text = f"estimated {_minutes(estimated)} on a 2-core CPU for the whole suite"
+    if source:
+        text += f" ({source})"
     if estimated is not None and aim is not None:
         text += f", {'above' if estimated > aim else 'within'} the {_minutes(aim)} it is meant to fit in"
     return text
 
 
+def trained_cell(row: dict[str, Any]) -> str:
+    """How a row's model was made: ``from scratch, 112 px``, ``fine-tuned from `icolorit-t`, 224
+    px``, with ``(scored at 224 px)`` where it is scored at another size than it was trained at;
+    ``-`` for a row that does not say (results written before the forms)."""
+    form = row.get("form")
+    if form is None:
+        return "-"
+    text = "from scratch" if form == "scratch" else f"fine-tuned from `{row.get('init')}`"
+    if row.get("trained_at"):
+        text += f", {row['trained_at']} px"
+    if row.get("scored_at") and row.get("trained_at") and row["scored_at"] != row["trained_at"]:
+        text += f" (scored at {row['scored_at']} px)"
+    return text
+
+
+def _with_trained(header: list[str], rows: list[list[str]],
+                  data: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """A ``trained`` column after the first, where the rows say how their models were made."""
+    if not any("form" in r for r in data):
+        return header, rows
+    return ([header[0], "trained"] + header[1:],
+            [[row[0], trained_cell(r)] + row[1:] for row, r in zip(rows, data)])
+
+
+def form_lines(settings: dict[str, Any]) -> str:
+    """The report's lines on the form (fine-tuned or from scratch) and the sizes, from
+    ``results.json``'s settings (results without a form were trained from scratch)."""
+    form = settings.get("form")
+    sizes = settings.get("sizes") or {}
+    if form == "finetune":
+        text = ("- Form: fine-tuned (`--form finetune`): the dense iColoriT-T is trained once and every adaptive "
+                "model is fine-tuned from the dense model of its size (`--init`, the gates new), the same number "
+                "of steps each; a model that has no ViT to start from is trained from scratch. The `trained` "
+                "column of each table says which.")
+    elif form == "scratch":
+        text = ("- Form: from scratch (`--form scratch`): every model is trained from its random initialisation by "
+                "its recipe.")
+    else:
+        return ""
+    if sizes and sizes["main"] == sizes.get("ablations", sizes["main"]) and form == "scratch":
+        text += f" Every model at {sizes['main']} px."
+    elif sizes:
+        text += (f" Sizes: the main comparison (Fig. 4, Tables 1 and 2, Figs. 7 and 8) at {sizes['main']} px; "
+                 f"{sizes.get('why') or ''}".rstrip() + ".")
+    return text.rstrip(".") + ".\n"
+
+
+def latency_runtimes(rows: Sequence[dict[str, Any]], listed: Optional[Sequence[str]] = None) -> list[str]:
+    """The runtimes Table 2 has a latency column for: ``listed`` (the bench's) or those any row
+    has, torch first; ``["torch"]`` for results timed in PyTorch only."""
+    seen = list(listed or []) + [rt for r in rows for rt in (r.get("runtimes") or {})]
+    found = list(dict.fromkeys(["torch"] + seen))
+    return found
+
+
+def runtime_latency(row: dict[str, Any], runtime: str) -> str:
+    """``mean ± std`` ms of a Table 2 row on ``runtime``, ``-`` where it was not timed there (a
+    torch row written before runtimes: its own latency). An entry may also be in the shape of
+    ``adacolor.bench``'s rows (``latency_ms``, ``latency_std_ms``)."""
+    timed = (row.get("runtimes") or {}).get(runtime)
+    if timed is None and runtime == "torch" and "latency_ms_mean" in row:
+        timed = row
+    if timed is None:
+        return "-"
+    mean = timed.get("latency_ms_mean", timed.get("latency_ms"))   # or a row of adacolor.bench's --json
+    std = timed.get("latency_ms_std", timed.get("latency_std_ms"))
+    return f"{_num(mean)} ± {_num(std)}"
+
+
+def table2_section(t2: dict[str, Any]) -> str:
+    """Table 2: one latency column per runtime present (``latency (ms)`` alone when PyTorch is the
+    only one), GFLOPs, PSNR@10, the paper's columns, and the bench's settings."""
+    st = t2.get("settings", {})
+    runtimes = latency_runtimes(t2["rows"], t2.get("runtimes"))
+    names = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+    latency = ["latency (ms)"] if runtimes == ["torch"] else [f"{names.get(rt, rt)} latency (ms)" for rt in runtimes]
+    rows = [[r["label"]] + [runtime_latency(r, rt) for rt in runtimes] + [_num(r["gflops"], 3), _num(r.get("psnr@10")),
+             _paper("table2", PAPER_NAMES.get(r["run"]), "latency_ms", 0, "latency_std_ms"),
+             _paper("table2", PAPER_NAMES.get(r["run"]), "gflops", 2, "gflops_std"),
+             _paper("table2", PAPER_NAMES.get(r["run"]), "psnr10", 2, "psnr10_std")]
+            for r in t2["rows"]]
+    header, rows = _with_trained(["model"] + latency + ["GFLOPs", "PSNR@10", "paper latency (ms)", "paper GFLOPs",
+                                                        "paper PSNR@10"], rows, t2["rows"])
+    out = [_table(header, rows), f"\nThe paper's columns are its {source('table2')}.\n"]
+    if st.get("repeats"):
+        out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
+                   f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
+    if runtimes != ["torch"]:
+        versions = st.get("versions") or {}
+        others = ", ".join(f"{names.get(rt, rt)}" + (f" {versions[rt]}" if versions.get(rt) else "")
+                           for rt in runtimes if rt != "torch")
+        out.append(f"\nBeside PyTorch, each model's exported graph (`adacolor export`, its decisions inside) on "
+                   f"{others}, single-threaded; the claims are checked on the PyTorch column.")
+        skipped = [r["label"] for r in t2["rows"] if r.get("not_timed")]
+        out.append((f" {', '.join(skipped)}: not exported (only ViT colorizers export), `-` there." if skipped
+                    else "") + "\n")
+    return "".join(out)
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: bool = True) -> str:
-    """A markdown table; numeric columns (all but the first) are right-aligned."""
-    rule = "|".join("---" if i == 0 or not numeric else "---:" for i in range(len(header)))
+    """A markdown table; numeric columns (all but the first and ``trained``) are right-aligned."""
+    rule = "|".join("---" if i == 0 or not numeric or header[i] == "trained" else "---:" for i in range(len(header)))
     lines = ["| " + " | ".join(header) + " |", "|" + rule + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -484,9 +591,9 @@ def budget_section(forms: dict[str, Any]) -> str:
     out = ["\n### The budget: per sample, on the batch mean, or spread\n\n"]
     table = [r for group in forms["groups"] for r in group]
     if table:
-        out.append(_table(["budget", "run", "GFLOPs", "PSNR@10", "GFLOPs p90 / p10", "layer patterns"],
-                          [[budget_form(r), f"`{r['run']}`", _num(r["gflops"], 3), _num(r["psnr@10"]),
-                            _num(r["p90/p10"], 3), str(r["layer_patterns"])] for r in table]))
+        out.append(_table(*_with_trained(["budget", "run", "GFLOPs", "PSNR@10", "GFLOPs p90 / p10", "layer patterns"],
+                                         [[budget_form(r), f"`{r['run']}`", _num(r["gflops"], 3), _num(r["psnr@10"]),
+                                           _num(r["p90/p10"], 3), str(r["layer_patterns"])] for r in table], table)))
         out.append("\nEach group has the same betas and training length; the sparsity budget is held per image "
                    "(`sample`, eq. 13 as written), on the batch mean (`batch`) or on the batch's distribution, "
                    "uniform around the betas with the half-width given, clipped so that it stays in [0, 1] "
@@ -530,8 +637,9 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     out.append(f"- Scale: {s['description']}.\n- Training data: `{s['train_data']}`; evaluation: `{s['eval_data']}` "
                f"({s['eval_images'] or 'all'} images, {s['image_size']} px), hint sets drawn once "
                f"(seed {s['hint_seed']}, {s['hint_size']}x{s['hint_size']} squares) and shared by every model.\n"
-               f"- Models: {s['why']}\n- Command: `{s['command']}` (resumable; `--only NAME,...`); "
-               f"{estimate_text(s.get('estimated_minutes'), s.get('aim_minutes'))}.\n"
+               f"- Models: {s['why']}\n" + form_lines(s)
+               + f"- Command: `{s['command']}` (resumable; `--only NAME,...`); "
+               f"{estimate_text(s.get('estimated_minutes'), s.get('aim_minutes'), s.get('estimate'))}.\n"
                + paper_lines())
     for run, diff in (s.get("trained_otherwise") or {}).items():
         settings = ", ".join(f"{key}={value}" for key, value in diff.items())
@@ -557,7 +665,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     rows = [[r["label"], _num(r["gflops"], 3), _paper("table2", PAPER_NAMES.get(r["run"]), "gflops")]
             + [_num(r.get(f"psnr@{k}")) for k in ks] + ([_num(r.get(f"lpips@{k}"), 4) for k in ks] if has_lpips else [])
             + [_paper("table2", PAPER_NAMES.get(r["run"]), "psnr10")] for r in fig4["rows"]]
-    out.append(_table(header, rows))
+    out.append(_table(*_with_trained(header, rows, fig4["rows"])))
     out.append("\nThe paper's columns are its Table 2 (ctest10k, 10 hints, 224 px): Fig. 4 itself is a plot, "
                "without numbers in the text.\n" + _missing_line(fig4))
     out.append(_figure("fig4", "Fig. 4: PSNR@k and LPIPS@k against GFLOPs", figures, present))
@@ -573,7 +681,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
             + [_paper("table1", _paper_dataset_row(d, r["run"]), "psnr10") for d in t1["datasets"]]
             + [_paper("table1", _paper_dataset_row(d, r["run"]), "lpips10", 3) for d in t1["datasets"]]
             for r in t1["rows"]]
-    out.append(_table(header, rows))
+    out.append(_table(*_with_trained(header, rows, t1["rows"])))
     out.append(f"\nThe paper's columns are its {source('table1')}; our photos are the test sets named below, "
                f"not the paper's.\n" + _missing_line(t1))
     if t1["rows"] and any(t1["rows"][0].get(d) for d in t1["datasets"]):
@@ -582,19 +690,8 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
 
     # Table 2
     t2 = results["table2"]
-    st = t2.get("settings", {})
-    out.append(f"\n## Table 2: latency (1 thread, batch 1), GFLOPs, PSNR@10\n\n")
-    rows = [[r["label"], f"{_num(r['latency_ms_mean'])} ± {_num(r['latency_ms_std'])}", _num(r["gflops"], 3),
-             _num(r.get("psnr@10")), _paper("table2", PAPER_NAMES.get(r["run"]), "latency_ms", 0, "latency_std_ms"),
-             _paper("table2", PAPER_NAMES.get(r["run"]), "gflops", 2, "gflops_std"),
-             _paper("table2", PAPER_NAMES.get(r["run"]), "psnr10", 2, "psnr10_std")]
-            for r in t2["rows"]]
-    out.append(_table(["model", "latency (ms)", "GFLOPs", "PSNR@10", "paper latency (ms)", "paper GFLOPs",
-                       "paper PSNR@10"], rows))
-    out.append(f"\nThe paper's columns are its {source('table2')}.\n")
-    if st.get("repeats"):
-        out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
-                   f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
+    out.append("\n## Table 2: latency (1 thread, batch 1), GFLOPs, PSNR@10\n\n")
+    out.append(table2_section(t2))
     built = [r["label"] for r in t2["rows"] if r.get("weights") == "architecture"]
     if built:
         out.append(f"\n{', '.join(built)}: timed as built from {'its' if len(built) == 1 else 'their'} recipe, "
@@ -606,24 +703,32 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
     # Table 3
     t3 = results["table3"]
     k = t3["k"]
-    out.append(f"\n## Table 3: adaptive ViTs at about equal GFLOPs\n\n")
-    dense = next((r["gflops"] for r in results["fig4"]["rows"] if r["run"] == "icolorit-t"), None)
+    out.append("\n## Table 3: adaptive ViTs at about equal GFLOPs\n\n")
+    reference = t3.get("reference")   # the dense iColoriT-T at Table 3's size (older results: Fig. 4's)
+    if reference is None and "reference" not in t3:
+        reference = next((r for r in results["fig4"]["rows"] if r["run"] == "icolorit-t"), None)
+    dense = reference["gflops"] if reference else None
     paper_dense = paper_value("table2", "iColoriT-T", "gflops")
     rows = [[r["label"], _num(r["gflops"], 3), _percent(r["gflops"], dense), _num(r.get(f"psnr@{k}")),
              _num(r.get(f"lpips@{k}"), 4), _paper("table3", PAPER_NAMES.get(r["run"]), "gflops"),
              _paper_share("table3", PAPER_NAMES.get(r["run"]), paper_dense),
              _paper("table3", PAPER_NAMES.get(r["run"]), "psnr10")] for r in t3["rows"]]
-    out.append(_table(["method", "GFLOPs", "% of iColoriT-T GFLOPs", f"PSNR@{k}", f"LPIPS@{k}", "paper GFLOPs",
-                       "paper % of iColoriT-T GFLOPs", "paper PSNR@10"], rows))
+    out.append(_table(*_with_trained(["method", "GFLOPs", "% of iColoriT-T GFLOPs", f"PSNR@{k}", f"LPIPS@{k}",
+                                      "paper GFLOPs", "paper % of iColoriT-T GFLOPs", "paper PSNR@10"],
+                                     rows, t3["rows"])))
     out.append(f"\nThe paper's columns are its {source('table3')}, against iColoriT-T's "
                f"{_num(paper_dense)} GFLOPs of its Table 2; here every method is trained toward about 85% of the "
-               f"dense compute (iColoriT-T's GFLOPs), and the third column says where each one landed.\n"
-               + _missing_line(t3))
+               f"dense compute (iColoriT-T's GFLOPs), and the third column says where each one landed.\n")
+    if t3.get("reference"):
+        out.append(f"\nThe dense iColoriT-T of this table is `{reference['run']}` ({trained_cell(reference)}): "
+                   f"{_num(reference['gflops'], 3)} GFLOPs, PSNR@{k} {_num(reference.get(f'psnr@{k}'))}, "
+                   f"LPIPS@{k} {_num(reference.get(f'lpips@{k}'), 4)}.\n")
+    out.append(_missing_line(t3))
 
     # Table 4
     t4 = results["table4"]
     k = t4["k"]
-    out.append(f"\n## Table 4: number of channel groups G\n\n")
+    out.append("\n## Table 4: number of channel groups G\n\n")
     def paper_groups(r: dict[str, Any]) -> Optional[dict[str, Any]]:
         return {"groups": r["groups"]} if "groups" in r else None
 
@@ -631,8 +736,8 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
              _num(r["gflops"], 3), _num(r.get(f"psnr@{k}")), _num(r.get(f"lpips@{k}"), 4),
              _paper("table4", paper_groups(r), "gflops"), _paper("table4", paper_groups(r), "psnr10"),
              _paper("table4", paper_groups(r), "lpips10", 3)] for r in t4["rows"]]
-    out.append(_table(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}", "paper GFLOPs",
-                       "paper PSNR@10", "paper LPIPS@10"], rows))
+    out.append(_table(*_with_trained(["G", "beta_patch", "run", "budget", "GFLOPs", f"PSNR@{k}", f"LPIPS@{k}",
+                                      "paper GFLOPs", "paper PSNR@10", "paper LPIPS@10"], rows, t4["rows"])))
     best = max((r for r in table_rows("table4") if r["psnr10"] is not None), key=lambda r: r["psnr10"], default=None)
     out.append(f"\nbeta_patch per G is chosen for about equal GFLOPs. The paper's columns are its "
                f"{source('table4')}" + ("" if best is None else
@@ -641,7 +746,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
 
     # Fig. 6
     f6 = results["fig6"]
-    out.append(f"\n## Fig. 6: learned against random selection\n\n")
+    out.append("\n## Fig. 6: learned against random selection\n\n")
     rows = []
     for variant, entries in f6["variants"].items():
         for e in entries:
@@ -660,7 +765,11 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                "patterns over the images (1: every image skips the same sub-layers). Each budget is a training of "
                "its own (a short one below the paper scale), so the absolute PSNR of one budget against another "
                "carries training noise and need not rise with GFLOPs; learned - random compares one model with "
-               "itself.\n" + _missing_line(f6))
+               "itself.\n")
+    made = sorted({trained_cell(e) for entries in f6["variants"].values() for e in entries if "form" in e})
+    if made:
+        out.append(f"\nTrained: {'; '.join(made)}.\n")
+    out.append(_missing_line(f6))
     out.append(_figure("fig6", "Fig. 6: learned against random selection", figures, present))
 
     # Fig. 7

@@ -2,15 +2,21 @@
 
     adacolor reproduce --scale tiny --out runs/repro-tiny          # every table and figure, minutes
     adacolor reproduce --scale cpu --out runs/repro-cpu --only train,fig4
+    adacolor reproduce --scale cpu --form scratch --out runs/repro-cpu-scratch
     adacolor reproduce --report-only --out runs/repro-cpu --docs docs/results.md
 
 A scale (``tiny``, ``cpu``, ``paper``) is data: the models to train (recipe plus overrides, and
-which tables and figures use each) and the evaluation settings. ``plan`` turns it into runs:
-trainings into ``DIR/train/<name>/`` and evaluations into ``DIR/eval/<name>/result.json``. A
-run whose result exists is skipped; a training whose checkpoint reached its last step is done
-(checkpoints trained elsewhere can be placed there); a killed training resumes exactly from its
-checkpoint. ``collect`` gathers the results into ``results.json``; ``adacolor.report`` writes
-``report.md`` from it and ``adacolor.figures`` the PNG figures.
+which tables and figures use each) and the evaluation settings. A form says how the models start:
+``finetune`` (the default at the tiny and cpu scales) trains the dense iColoriT-T once and
+fine-tunes every adaptive model from its checkpoint in ``DIR`` (``init=run:NAME``, the same number
+of steps each); ``scratch`` trains every model from its random initialisation by its recipe.
+``plan`` turns a scale into runs: trainings into ``DIR/train/<name>/`` and evaluations into
+``DIR/eval/<name>/result.json``. A run whose result exists is skipped; a training whose checkpoint
+reached its last step is done (checkpoints trained elsewhere can be placed there); a killed
+training resumes exactly from its checkpoint (a fine-tune from its own, not its base's); a
+fine-tune waits for its base. ``collect`` gathers the results into ``results.json``;
+``adacolor.report`` writes ``report.md`` from it and ``adacolor.figures`` the PNG figures. Each
+run's expected time comes from rates measured on the 2-core CPU (``adacolor.estimate``).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Iterator, Literal, Optional, Sequence, Union
 
+from adacolor import estimate
 from adacolor.runlock import claim
 
 
@@ -37,21 +44,34 @@ __all__ = [
     "Evaluation",
     "Scale",
     "SCALES",
+    "FORMS",
+    "default_form",
     "make_scale",
+    "ablation_choice",
+    "estimated_minutes",
     "plan",
     "schedule",
     "to_do",
     "training_done",
     "run_suite",
+    "resolved_overrides",
+    "bench_runtimes",
+    "scored_size",
+    "trained_how",
     "collect",
     "write_outputs",
     "add_arguments",
+    "help_estimates",
     "run",
 ]
 
 EvalKind = Literal["quality", "transfer", "compute", "random", "bench"]
 FIG8_BLOCK = 3        # the paper's "block 3", counted from 1 (index 2)
 FIG6_K = 10           # hints of Fig. 6, Tables 1, 3, 4 and the compute spread
+FORMS = ("finetune", "scratch")
+RUN_INIT = "run:"     # init=run:NAME: start from DIR/train/NAME/checkpoint.pt (resolved when it runs)
+RUNTIMES = ("torch", "onnxruntime", "openvino")   # what the bench can time a model on
+MAIN_ROLES = ("fig4", "table1", "table2", "fig7", "fig8")   # scored at the scale's main size
 
 
 @dataclass(frozen=True)
@@ -62,9 +82,11 @@ class Training:
         name: the run name (folder, ``--only`` token).
         label: the name in the paper's tables, e.g. ``AdaColViT-T (G=4)``.
         recipe: a shipped recipe; ``overrides`` are ``--set`` strings applied on top.
-        roles: the result keys that use it (``fig4``, ``table1`` ... ``fig7``).
+        roles: the result keys that use it (``fig4``, ``table1`` ... ``fig7``; ``reference``: the
+            dense model Table 3 states its GFLOPs against, at the ablations' size).
         tags: what the tables group by, e.g. ``{"groups": 4}`` or ``{"variant": "patch"}``.
-        minutes: the expected training time at this scale (progress lines only).
+        minutes: the expected training time at this scale (progress lines and the estimate).
+        model: the registered colorizer it trains; image_size: the size it trains at.
     """
 
     name: str
@@ -74,10 +96,23 @@ class Training:
     roles: tuple[str, ...] = ()
     tags: tuple[tuple[str, Any], ...] = ()
     minutes: float = 1.0
+    model: str = ""
+    image_size: int = 0
 
     @property
     def tag(self) -> dict[str, Any]:
         return dict(self.tags)
+
+    @property
+    def base(self) -> Optional[str]:
+        """The training it is fine-tuned from (its ``init=run:NAME``), or None: from scratch."""
+        init = next((o.split("=", 1)[1] for o in self.overrides if o.startswith("init=")), "")
+        return init[len(RUN_INIT):] if init.startswith(RUN_INIT) else None
+
+    @property
+    def form(self) -> str:
+        """``finetune`` (from another training of the suite) or ``scratch``."""
+        return "scratch" if self.base is None else "finetune"
 
 
 @dataclass(frozen=True)
@@ -94,7 +129,9 @@ class Evaluation:
         data: a data spec (``samples``, ``shared:REL``, a folder, ``ctest10k:IMAGENET_VAL``).
         ks: hint counts. images: evenly spread images of ``data`` (None: all).
         dataset: the Table 1 label of ``data`` (transfer runs).
-        minutes: the expected time (progress lines only).
+        minutes: the expected time (progress lines and the estimate).
+        image_size: the size its models are scored at (None: each model's own); a model trained
+            at another size takes its input resized (``adacolor.model.ResizedColorizer``).
     """
 
     name: str
@@ -105,6 +142,7 @@ class Evaluation:
     images: Optional[int] = None
     dataset: str = ""
     minutes: float = 1.0
+    image_size: Optional[int] = None
 
 
 Run = Union[Training, Evaluation]
@@ -112,7 +150,14 @@ Run = Union[Training, Evaluation]
 
 @dataclass(frozen=True)
 class Scale:
-    """Everything a scale fixes: models, data, evaluation and benchmark settings."""
+    """Everything a scale fixes: models, data, evaluation and benchmark settings.
+
+    ``image_size`` is the main size (Fig. 4, Tables 1 and 2, Figs. 7 and 8); ``ablation_size`` that
+    of Tables 3 and 4 and Fig. 6 (None: the main size), with ``sizes_why`` saying why. ``rates``:
+    the runs' minutes come from the measured rates (``adacolor.estimate``), else they are a
+    rough figure per run. ``bench_runtimes``: what the bench times each model on (None: torch and
+    every other runtime installed).
+    """
 
     name: str
     description: str
@@ -131,8 +176,18 @@ class Scale:
     fig7_shown: int = 4
     fig8_photos: int = 8
     batch_size: int = 16
-    eval_minutes: float = 1.0               # expected minutes of one quality evaluation
+    eval_minutes: float = 1.0               # expected minutes of one quality evaluation (without rates)
     aim_minutes: Optional[float] = None     # the time the whole suite was meant to fit in
+    form: str = "scratch"                   # "finetune" or "scratch" (FORMS)
+    ablation_size: Optional[int] = None
+    sizes_why: str = ""
+    rates: bool = False
+    bench_runtimes: Optional[tuple[str, ...]] = None
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """``{"main": px, "ablations": px}``."""
+        return {"main": self.image_size, "ablations": self.ablation_size or self.image_size}
 
 
 # -- the models: name, label, registered model, roles, overrides, tags ---------------------
@@ -191,9 +246,11 @@ class _Model:
     short: bool = False   # cpu scale: the Fig. 6 length (_FIG6_CPU_EPOCHS), not the recipe's
 
 
-def _models(paper: bool, ablation_budget: Optional[str] = None) -> list[_Model]:
+def _models(paper: bool, ablation_budget: Optional[str] = None, g2_from_fig6: bool = False) -> list[_Model]:
     """The suite's models; ``paper`` adds the larger iColoriT / AdaColViT / SwinIR / Uformer;
-    ``ablation_budget``: the budget form of the ablations (None: the recipe's)."""
+    ``ablation_budget``: the budget form of the ablations (None: the recipe's); ``g2_from_fig6``:
+    Table 4's G = 2 row is the Fig. 6 model at G = 2 and the paper's betas (its config where the
+    ablations are fine-tuned at a size of their own) instead of AdaColViT-T's batch-mean twin."""
     ablation = () if ablation_budget is None else (f"budget={ablation_budget}",)
     models = [
         _Model("icolorit-t", "iColoriT-T", "icolorit-t", _MAIN),
@@ -223,10 +280,13 @@ def _models(paper: bool, ablation_budget: Optional[str] = None) -> list[_Model]:
                 sets += (f"beta_layer={beta_layer}",)
             sets += ablation
             name = f"fig6-{short}-p{round(beta_patch * 100)}-l{round(beta_layer * 100)}"
-            models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t", ("fig6",),
-                                 sets, (("variant", variant), ("beta_patch", beta_patch),
-                                        ("beta_layer", beta_layer)), short=True))
-    models += [_twin(m, form, width, name, table4=m.name == "adacolvit-t" and form == ablation_budget)
+            g2 = g2_from_fig6 and name == _FIG6_G2
+            models.append(_Model(name, f"{variant} ({beta_patch:g}, {beta_layer:g})", "adacolvit-t",
+                                 ("fig6",) + (("table4",) if g2 else ()), sets,
+                                 (("variant", variant), ("beta_patch", beta_patch), ("beta_layer", beta_layer))
+                                 + ((("groups", 2),) if g2 else ()), short=True))
+    models += [_twin(m, form, width, name, table4=m.name == "adacolvit-t" and form == ablation_budget
+                     and not g2_from_fig6)
                for m in models if m.name in _BUDGET_FORMS for form, width, name in _BUDGET_FORMS[m.name]]
     if paper:
         models += [_Model(n, label, n, ("fig4", "table2"), vit=not n.startswith(("swinir", "uformer")))
@@ -236,28 +296,36 @@ def _models(paper: bool, ablation_budget: Optional[str] = None) -> list[_Model]:
     return models
 
 
+_FIG6_G2 = "fig6-pl-p50-l80"   # the Fig. 6 model at G = 2 and the paper's betas (0.5, 0.8)
+
+
 def _twin(model: _Model, form: str, width: Optional[float], name: str, table4: bool = False) -> _Model:
     """``model`` trained with another budget ``form`` (and spread half-width), everything else its;
     ``table4``: it is Table 4's G = 2 row."""
     sets = _merged(model.sets, (f"budget={form}",), () if width is None else (f"budget_spread={width:g}",))
     label = _FORM_LABELS[form] + ("" if width is None else f" (half-width {width:g})")
-    tags = model.tags + (("twin_of", model.name),)
+    tags = tuple(t for t in model.tags if t[0] != "groups" or table4) + (("twin_of", model.name),)
     roles = ("budget",) + (("table4",) if table4 else ())
     return dataclasses.replace(model, name=name, label=f"{model.label}, {label}", roles=roles, sets=sets, tags=tags)
 
 
-# training minutes on the 2-core machine: the recipes' comments (icolorit-t; adacolvit-t-batch, the
-# cpu recipe before the spread budget) and this suite's own runs (swinir-t 75, dynamicvit-t 44,
-# adavit-t 49, avit-t 48, adacolvit-t-t3 48, adacolvit-t-g4 52, adacolvit-t-g8 60; uformer-t 62: its
-# 1,475 steps at the 12.8 img/s it measured alone, 81 wall with the cores shared for its first 20
-# minutes; adacolvit-t 55 with the spread budget: its 3,540 steps at its median 34 img/s, 79 wall
-# with the test suite sharing the cores; adacolvit-t-spread50 56: its median 33.6 img/s, 74 wall with
-# a CI run sharing the cores); fig6 runs are 2 epochs
-_CPU_MINUTES = {"icolorit-t": 27, "adacolvit-t": 55, "adacolvit-t-batch": 39, "adacolvit-t-sample": 39,
-                "adacolvit-t-spread50": 56,
-                "swinir-t": 75, "uformer-t": 62, "dynamicvit-t": 44, "adavit-t": 49, "avit-t": 48,
-                "adacolvit-t-t3": 48, "adacolvit-t-g4": 52, "adacolvit-t-g8": 60}
-_FIG6_CPU_EPOCHS = 2
+def _is_ablation(model: _Model) -> bool:
+    """Whether a model belongs to the ablations (Tables 3 and 4, Fig. 6 and their budget twins),
+    trained at the ablations' size, rather than to the main comparison (AdaColViT-T's twins included)."""
+    if model.name in ("icolorit-t", "adacolvit-t") or dict(model.tags).get("twin_of") == "adacolvit-t":
+        return False
+    return not set(model.roles) & set(MAIN_ROLES)
+
+
+_FIG6_CPU_EPOCHS = 2   # the scratch form's Fig. 6 length at the cpu scale
+# The fine-tune length at the cpu scale, at either size: 2 epochs of Imagenette (590 steps of 32),
+# the cpu224 recipes' (about 26 min each at 224 px).
+_FINETUNE_EPOCHS = 2
+_FINETUNE_SETS = ("checkpoint_every=50",)   # a killed 224-px fine-tune loses minutes, not a quarter hour
+_CPU_SIZES = (224, 112)   # the cpu scale in the fine-tune form: main size, and the size of what does not fit it
+_TINY_SIZES = (64, 32)    # tiny: the same two-size layout, shrunk
+_LOWRES = "icolorit-t-lowres"   # the fine-tune form's dense iColoriT-T at the smaller size (from scratch)
+CPU_AIM_MINUTES = 10 * 60       # the whole cpu suite is meant to fit 10 hours on 2 cores
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
 # plumbing then sees real token and layer decisions, not keep-everything)
 _TINY_SETS = ("image_size=64", "max_steps=8", "batch_size=4", "val_images=2", "eval_every=0",
@@ -277,7 +345,25 @@ _CPU_WHY = (
     "The budget forms are compared on AdaColViT-T (12 epochs: batch mean and per sample beside the spread) and "
     "on one Fig. 6 budget (2 epochs: per sample and spread at half-widths 0.2, 0.35 and 0.5 beside the batch "
     "mean). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute each) would not fit "
-    "the 8 hours aimed at on a 2-core machine; the paper scale trains them.")
+    "the 10 hours aimed at on a 2-core machine; the paper scale trains them.")
+
+_CPU_FINETUNE_WHY = (
+    "The cpu scale trains the Tiny models only, on Imagenette, the way adaptive ViTs are made (DynamicViT, "
+    "A-ViT and AdaViT fine-tune a trained dense ViT): the dense iColoriT-T is trained once, from scratch at "
+    "112 px (`icolorit-t-lowres`, 14 epochs), and brought to 224 px with iColoriT's head (`icolorit-t`, 2 "
+    "epochs from it); every adaptive model is fine-tuned from the dense model of its size (`--init`: the "
+    "backbone and head load, the gates start new) for the same 2 epochs (590 steps of 32). The main pair "
+    "(iColoriT-T and AdaColViT-T with its recipe's spread budget, Fig. 4, Tables 1 and 2, Figs. 7 and 8) "
+    "is at 224 px, the paper's size. SwinIR-T and Uformer-T (one restoration transformer of each kind) "
+    "cannot start from the ViT: they are trained from scratch at 112 px by their recipes (5 epochs, over an "
+    "hour each; at 224 px {restoration_224}) and scored at 224 px with their input resized. The ablations "
+    "(Tables 3 and 4, Fig. 6) hold the sparsity budget on the batch mean so that they compare among "
+    "themselves: the three token-pruning baselines and an AdaColViT-T at their budget (Table 3), "
+    "AdaColViT-T at G = 4 and 8 beside the Fig. 6 model at G = 2 and the paper's betas (Table 4) and nine "
+    "AdaColViT-T budgets (Fig. 6). The budget forms are compared on AdaColViT-T (batch mean and per sample "
+    "beside the spread) and on one Fig. 6 budget (per sample and spread at half-widths 0.2, 0.35 and 0.5 "
+    "beside the batch mean). The Small / 6- / 24-block variants and SwinIR-S / Uformer-S (2-4x the compute "
+    "each) would not fit a 2-core machine; the paper scale trains them.")
 
 
 def _cpu_budget() -> tuple[str, str]:
@@ -288,62 +374,106 @@ def _cpu_budget() -> tuple[str, str]:
     return f"budget={values['budget']}", f"budget_spread={values['budget_spread']:g}"
 
 
-def _without_repeats(trainings: list[Training]) -> list[Training]:
+ConfigValues = Callable[[str, Sequence[str]], dict[str, Any]]
+
+
+def _config_reader() -> ConfigValues:
+    """``adacolor.config.config_values`` (torch-free) with each recipe read once: the plan reads
+    the same few recipes for every training, and ``--help`` builds plans."""
+    from adacolor.config import config_values, load_recipe, parse_overrides
+
+    recipes: dict[str, dict[str, Any]] = {}
+
+    def values(recipe: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+        if recipe not in recipes:
+            recipes[recipe] = load_recipe(recipe)
+        return config_values(None, (), **{**recipes[recipe], **parse_overrides(overrides)})
+
+    return values
+
+
+def _without_repeats(trainings: list[Training], values: Optional[ConfigValues] = None) -> list[Training]:
     """``trainings`` less the budget twins that come out equal to their model (the same config),
     e.g. the per-sample twin where the recipe's budget is per sample."""
-    from adacolor.config import config_values
-
-    own = {t.name: config_values(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
+    values = values or _config_reader()
+    own = {t.name: values(t.recipe, t.overrides) for t in trainings if t.name in _BUDGET_FORMS}
     return [t for t in trainings
-            if "twin_of" not in t.tag or config_values(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
+            if "twin_of" not in t.tag or values(t.recipe, t.overrides) != own[t.tag["twin_of"]]]
 
 
-def make_scale(name: str, data: Optional[str] = None) -> Scale:
-    """The scale ``tiny``, ``cpu`` or ``paper``.
+def default_form(scale: str) -> str:
+    """The form a scale trains in unless told: ``finetune`` at the tiny and cpu scales, ``scratch``
+    at the paper scale (its recipes train every model as the paper did)."""
+    return "scratch" if scale == "paper" else "finetune"
+
+
+def _training_minutes(recipe: str, sets: Sequence[str], config: ConfigValues) -> float:
+    """A cpu-scale training's minutes from the measured rates (``adacolor.estimate``)."""
+    values = config(recipe, sets)
+    steps = estimate.training_steps(values["data"], values["batch_size"], values["epochs"], values["max_steps"])
+    return 0.0 if steps is None else estimate.training_minutes(values["model"], values["image_size"], steps,
+                                                                values["batch_size"])
+
+
+def make_scale(name: str, data: Optional[str] = None, form: Optional[str] = None,
+               ablation_size: Optional[int] = None) -> Scale:
+    """The scale ``tiny``, ``cpu`` or ``paper`` in a form.
 
     Args:
         name: the scale.
         data: ``paper`` only: an ImageNet root with ``train/`` and ``val/``; training then uses
             ``ROOT/train`` and evaluation the ctest10k list over ``ROOT/val``. Without it the
             paper scale trains and evaluates on Imagenette at 224 px.
+        form: ``finetune`` or ``scratch`` (None: ``default_form``); the paper scale is ``scratch`` only.
+        ablation_size: the fine-tune form's size for Tables 3, 4 and Fig. 6 (None: decided by
+            ``ablation_choice``, the main size if the cpu suite then fits its aim, else the smaller).
     """
     if name not in ("tiny", "cpu", "paper"):
         raise ValueError(f"unknown scale {name!r}; choose tiny, cpu or paper")
     if data is not None and name != "paper":
         raise ValueError("--data applies to --scale paper (an ImageNet root with train/ and val/)")
+    form = form or default_form(name)
+    if form not in FORMS:
+        raise ValueError(f"unknown form {form!r}; choose {' or '.join(FORMS)}")
+    if name == "paper" and form != "scratch":
+        raise ValueError("the paper scale trains every model by its recipe (--form scratch)")
+    transfer = (("Oxford flowers", "shared:flowers17-subset/test"), ("CUB-200", "shared:cub200-subset/test"))
+    config = _config_reader()
+    if form == "finetune":
+        return _finetune_scale(name, transfer, ablation_size, config)
     trainings = []
     for m in _models(paper=name == "paper", ablation_budget=_ABLATION_BUDGET[name]):
         if name == "tiny":
             recipe = "smoke"   # AdaColViT-T's budget as its cpu recipe's unless overridden
             sets = _merged((f"model={m.model}",), _TINY_SETS, _TINY_VIT if m.vit else (),
                            _cpu_budget() if m.model == "adacolvit-t" else (), m.sets)
-            minutes = 0.05
+            minutes, size = 0.05, 64
         elif name == "cpu":
-            base = "adacolvit-t" if m.model == "adacolvit-t" else m.model
-            recipe = f"cpu-{base}"
+            recipe = f"cpu-{m.model}"
             sets = m.sets + ((f"epochs={_FIG6_CPU_EPOCHS}",) if m.short else ())
-            minutes = _CPU_MINUTES.get(m.name, 39 * _FIG6_CPU_EPOCHS / 12 + 0.5)
+            minutes, size = _training_minutes(recipe, sets, config), 112
         else:
-            recipe, sets, minutes = m.model, m.sets, 60.0 * 24
+            recipe, sets, minutes, size = m.model, m.sets, 60.0 * 24, 224
             if data is not None:
                 sets = (f"data={Path(data) / 'train'}",) + sets
             else:
                 sets = ("data=shared:imagenette/train",) + sets
-        trainings.append(Training(m.name, m.label, recipe, sets, m.roles, m.tags, minutes))
-    trainings = _without_repeats(trainings)
-    transfer = (("Oxford flowers", "shared:flowers17-subset/test"), ("CUB-200", "shared:cub200-subset/test"))
+        roles = m.roles + (("reference",) if m.name == "icolorit-t" else ())
+        trainings.append(Training(m.name, m.label, recipe, sets, roles, m.tags, minutes, m.model, size))
+    trainings = _without_repeats(trainings, config)
     if name == "tiny":
         return Scale("tiny", "tiny (plumbing check, not numbers): 64 px, 4-block ViTs with 8 px patches, "
-                     "8 training steps on scikit-image's 6 photos", 64, "samples", "samples", None, transfer, 4,
-                     (1, 5, 10, 20, 50), tuple(trainings),
+                     "8 training steps on scikit-image's 6 photos, every model from scratch", 64, "samples", "samples",
+                     None, transfer, 4, (1, 5, 10, 20, 50), tuple(trainings),
                      "every model of the cpu scale, shrunk to 4 blocks at 64 px, so that every table and "
                      "figure is made end to end in minutes", bench_repeats=5, bench_runs=5, bench_warmup=2,
                      fig7_shown=2, fig8_photos=4, batch_size=8, eval_minutes=0.02)
     if name == "cpu":
-        return Scale("cpu", "cpu: 112 px, Imagenette train (9,469 photos), evaluated on 500 Imagenette val "
-                     "photos with saved hint sets", 112, "shared:imagenette/train", "shared:imagenette/val", 500,
-                     transfer, None, (1, 5, 10, 20, 50, 100), tuple(trainings), _CPU_WHY, eval_minutes=1.5,
-                     aim_minutes=8 * 60)
+        return Scale("cpu", "cpu: 112 px, Imagenette train (9,469 photos), every model from scratch, evaluated on "
+                     "500 Imagenette val photos with saved hint sets", 112, "shared:imagenette/train",
+                     "shared:imagenette/val", 500, transfer, None, (1, 5, 10, 20, 50, 100), tuple(trainings),
+                     _CPU_WHY, eval_minutes=1.5, aim_minutes=CPU_AIM_MINUTES, rates=True,
+                     sizes_why="every model at 112 px (the scratch form)")
     eval_data = f"ctest10k:{Path(data) / 'val'}" if data is not None else "shared:imagenette/val"
     where = (f"ImageNet train ({data}/train), evaluated on ctest10k" if data is not None
              else "Imagenette train, evaluated on 500 Imagenette val photos (no ImageNet given)")
@@ -353,30 +483,182 @@ def make_scale(name: str, data: Optional[str] = None) -> Scale:
                  eval_minutes=10.0)
 
 
+def _finetune_trainings(name: str, main: int, small: int, ablations: int, config: ConfigValues) -> list[Training]:
+    """The fine-tune form's trainings of the tiny or cpu scale: the dense iColoriT-T from scratch
+    at ``small`` px (``icolorit-t-lowres``) and brought to ``main`` px (``icolorit-t``), every
+    adaptive model fine-tuned from the dense model of its size (the main pair and its budget twins
+    at ``main``, the ablations at ``ablations``), SwinIR-T and Uformer-T from scratch at ``small``."""
+    base = {main: "icolorit-t", small: _LOWRES}
+    models = _models(paper=False, ablation_budget=_ABLATION_BUDGET[name], g2_from_fig6=ablations != main)
+
+    def sets_for(model: str, vit: bool, own: Sequence[str], size: int, init: Optional[str]) -> tuple[str, ...]:
+        start = () if init is None else (f"init={RUN_INIT}{init}",)
+        if name == "tiny":
+            return _merged((f"model={model}",), _TINY_SETS, _TINY_VIT if vit else (),
+                           _cpu_budget() if model == "adacolvit-t" else (), own, (f"image_size={size}",), start)
+        length = () if init is None else (f"epochs={_FINETUNE_EPOCHS}",) + _FINETUNE_SETS
+        return _merged(own, () if size == 112 else (f"image_size={size}",), start, length)
+
+    def training(name_: str, label: str, model: str, vit: bool, own: Sequence[str], roles: tuple[str, ...],
+                 tags: tuple[tuple[str, Any], ...], size: int, init: Optional[str]) -> Training:
+        recipe = "smoke" if name == "tiny" else f"cpu-{model}"
+        sets = sets_for(model, vit, own, size, init)
+        minutes = 0.05 if name == "tiny" else _training_minutes(recipe, sets, config)
+        return Training(name_, label, recipe, sets, roles, tags, minutes, model, size)
+
+    reference = ("reference",)
+    trainings = [training(_LOWRES, f"iColoriT-T ({small} px)", "icolorit-t", True, (),
+                          reference if ablations == small else (), (), small, None)]
+    for m in models:
+        if m.name == "icolorit-t":
+            roles = m.roles + (reference if ablations == main else ())
+            trainings.append(training(m.name, m.label, m.model, True, m.sets, roles, m.tags, main, _LOWRES))
+        elif not m.vit:   # no ViT to start from: from scratch, at the smaller size
+            trainings.append(training(m.name, m.label, m.model, False, m.sets, m.roles, m.tags, small, None))
+        else:
+            size = ablations if _is_ablation(m) else main
+            trainings.append(training(m.name, m.label, m.model, True, m.sets, m.roles, m.tags, size, base[size]))
+    return _without_repeats(trainings, config)
+
+
+def estimated_minutes(scale: Scale) -> float:
+    """The expected minutes of a whole suite: the sum over its runs (``plan``)."""
+    return sum(r.minutes for r in plan(scale))
+
+
+def ablation_choice(aim: float = CPU_AIM_MINUTES, config: Optional[ConfigValues] = None) -> dict[str, Any]:
+    """Where the cpu scale's fine-tune form puts Tables 3, 4 and Fig. 6: at the main size (224 px)
+    if the whole suite then fits ``aim`` minutes by the measured rates, else at the smaller size.
+
+    Returns:
+        ``{"size", "minutes": {size: the suite's estimated minutes with the ablations there},
+        "aim", "why", "scale": the cpu scale with the ablations at "size"}``.
+    """
+    main, small = _CPU_SIZES
+    config = config or _config_reader()
+    scales = {size: _cpu_finetune(size, "", config) for size in (main, small)}
+    minutes = {size: estimated_minutes(scale) for size, scale in scales.items()}
+    size = main if minutes[main] <= aim else small
+    hours = estimate.hours
+    why = (f"Tables 3, 4 and Fig. 6 are at {size} px: with them at {main} px the suite would take an estimated "
+           f"{hours(minutes[main])}, {'within' if size == main else 'above'} the {hours(aim)} aimed at on 2 cores "
+           f"(at {small} px: {hours(minutes[small])})")
+    return {"size": size, "minutes": minutes, "aim": aim, "why": why,
+            "scale": dataclasses.replace(scales[size], sizes_why=why)}
+
+
+def _cpu_finetune(ablations: int, sizes_why: str, config: ConfigValues) -> Scale:
+    main, small = _CPU_SIZES
+    return Scale("cpu", f"cpu: Imagenette train (9,469 photos), the main pair at {main} px with iColoriT's head, "
+                 f"the adaptive models fine-tuned from the dense iColoriT-T; evaluated on 500 Imagenette val photos "
+                 f"with saved hint sets", main, "shared:imagenette/train", "shared:imagenette/val", 500,
+                 (("Oxford flowers", "shared:flowers17-subset/test"), ("CUB-200", "shared:cub200-subset/test")),
+                 None, (1, 5, 10, 20, 50, 100), tuple(_finetune_trainings("cpu", main, small, ablations, config)),
+                 _CPU_FINETUNE_WHY.format(restoration_224=_at_main(config, main)), aim_minutes=CPU_AIM_MINUTES, form="finetune", ablation_size=ablations,
+                 sizes_why=sizes_why, rates=True)
+
+
+def _at_main(config: ConfigValues, size: int) -> str:
+    """What SwinIR-T and Uformer-T would take to train at ``size`` px by their recipes, estimated."""
+    minutes = [_training_minutes(f"cpu-{m}", (f"image_size={size}",), config) for m in ("swinir-t", "uformer-t")]
+    return f"an estimated {estimate.hours(minutes[0])} and {estimate.hours(minutes[1])}"
+
+
+def _finetune_scale(name: str, transfer: tuple[tuple[str, str], ...], ablation_size: Optional[int],
+                    config: ConfigValues) -> Scale:
+    """The tiny or cpu scale in the fine-tune form; the tiny scale mirrors the cpu scale's choice
+    of the ablations' size on its own two sizes."""
+    if name == "cpu":
+        if ablation_size is None:
+            return ablation_choice(config=config)["scale"]
+        return _cpu_finetune(ablation_size, f"Tables 3, 4 and Fig. 6 at {ablation_size} px (as asked)", config)
+    main, small = _TINY_SIZES
+    if ablation_size is None:
+        choice = ablation_choice(config=config)
+        ablation_size = main if choice["size"] == _CPU_SIZES[0] else small
+        why = (f"Tables 3, 4 and Fig. 6 at {ablation_size} px, as the cpu scale puts them at {choice['size']} px "
+               f"({choice['why'].split(': ', 1)[1]})")
+    else:
+        why = f"Tables 3, 4 and Fig. 6 at {ablation_size} px (as asked)"
+    return Scale("tiny", f"tiny (plumbing check, not numbers): {main} px (the ablations and the models that start "
+                 f"from scratch: {small} px), 4-block ViTs with 8 px patches, 8 training steps on scikit-image's "
+                 f"6 photos, the adaptive models fine-tuned from the dense one", main, "samples", "samples", None,
+                 transfer, 4, (1, 5, 10, 20, 50),
+                 tuple(_finetune_trainings("tiny", main, small, ablation_size, config)),
+                 "every model of the cpu scale, shrunk to 4 blocks at 64 and 32 px, so that every table and "
+                 "figure is made end to end in minutes", bench_repeats=5, bench_runs=5, bench_warmup=2,
+                 fig7_shown=2, fig8_photos=4, batch_size=8, eval_minutes=0.02, form="finetune",
+                 ablation_size=ablation_size, sizes_why=why)
+
+
 SCALES = ("tiny", "cpu", "paper")
 
 
 def plan(scale: Scale) -> list[Run]:
-    """The runs of a scale in order: trainings first, then the evaluations that use them."""
+    """The runs of a scale in order: trainings first (each fine-tune after its base), then the
+    evaluations that use them. A model of the main comparison trained at another size is scored
+    at the main size (``Evaluation.image_size``)."""
     runs: list[Run] = list(scale.trainings)
-    minutes = scale.eval_minutes
+    main = scale.image_size
+
+    def scored(t: Training) -> Optional[int]:
+        size = scored_size(scale, t)
+        return None if size in (0, t.image_size) else size
+
+    def minutes(kind: str, t: Optional[Training], data: str, images: Optional[int], ks: Sequence[int]) -> float:
+        if not scale.rates:
+            share = {"quality": len(ks) / len(scale.ks), "transfer": 1.0, "bench": 1.0}.get(kind, 1 / 3)
+            return scale.eval_minutes * share
+        size = (scored(t) or t.image_size or main) if t is not None else main
+        count = images if images is not None else estimate.EVAL_SET_IMAGES.get(data, 500)
+        return estimate.evaluation_minutes(size, count, len(ks), data)
+
     for t in scale.trainings:
-        ks = scale.ks if set(t.roles) & {"fig4", "table2", "table3", "table4"} else (FIG6_K,)
+        ks = scale.ks if set(t.roles) & {"fig4", "table2", "table3", "table4", "reference"} else (FIG6_K,)
+        size = scored(t)
         runs.append(Evaluation(f"quality-{t.name}", "quality", (t.name,), scale.eval_data, ks, scale.eval_images,
-                               minutes=minutes * len(ks) / len(scale.ks)))
+                               minutes=minutes("quality", t, scale.eval_data, scale.eval_images, ks), image_size=size))
         if "table1" in t.roles:
             for label, spec in scale.transfer:
                 runs.append(Evaluation(f"transfer-{_slug(label)}-{t.name}", "transfer", (t.name,), spec, (FIG6_K,),
-                                       scale.transfer_images, label, minutes=minutes))
+                                       scale.transfer_images, label,
+                                       minutes=minutes("transfer", t, spec, scale.transfer_images, (FIG6_K,)),
+                                       image_size=size))
         if set(t.roles) & {"fig6", "fig7", "fig8", "budget"}:
             runs.append(Evaluation(f"compute-{t.name}", "compute", (t.name,), scale.eval_data, (FIG6_K,),
-                                   scale.eval_images, minutes=minutes / 3))
+                                   scale.eval_images, minutes=minutes("compute", t, scale.eval_data, scale.eval_images,
+                                                                      (FIG6_K,)), image_size=size))
         if "fig6" in t.roles:
             runs.append(Evaluation(f"random-{t.name}", "random", (t.name,), scale.eval_data, (FIG6_K,),
-                                   scale.eval_images, minutes=minutes / 3))
-    bench = tuple(t.name for t in scale.trainings if "table2" in t.roles)
-    runs.append(Evaluation("bench", "bench", bench, "samples", (10,), minutes=minutes))
+                                   scale.eval_images, minutes=minutes("random", t, scale.eval_data, scale.eval_images,
+                                                                      (FIG6_K,)), image_size=size))
+    bench = tuple(t for t in scale.trainings if "table2" in t.roles)
+    runs.append(Evaluation("bench", "bench", tuple(t.name for t in bench), "samples", (10,),
+                           minutes=_bench_minutes(scale, bench) if scale.rates else scale.eval_minutes,
+                           image_size=main if any(scored(t) for t in bench) else None))
     return runs
+
+
+def scored_size(scale: Scale, training: Training) -> int:
+    """The size a training's models are scored at: the scale's main size for a model of the main
+    comparison (``MAIN_ROLES``), else its own (0: unknown)."""
+    return scale.image_size if set(training.roles) & set(MAIN_ROLES) and training.image_size else training.image_size
+
+
+def trained_how(scale: Scale, training: Training) -> dict[str, Any]:
+    """How a row's model was made, for ``results.json``: ``{"form": "finetune" | "scratch",
+    "init": the run it was fine-tuned from or None, "trained_at": px, "scored_at": px}``."""
+    return {"form": training.form, "init": training.base, "trained_at": training.image_size,
+            "scored_at": scored_size(scale, training)}
+
+
+def _bench_minutes(scale: Scale, models: Sequence[Training]) -> float:
+    """The bench's expected minutes: every model on each of the three runtimes (the most it
+    times), each repeat its warm-up and timed runs, plus one export per ViT model."""
+    forwards = len(models) * len(RUNTIMES) * scale.bench_repeats * (scale.bench_warmup + scale.bench_runs)
+    exports = ["dense" if t.model.startswith("icolorit") else "adaptive" for t in models
+               if not t.model.startswith(("swinir", "uformer"))]
+    return estimate.bench_minutes(scale.image_size, forwards, exports)
 
 
 def _slug(label: str) -> str:
@@ -735,15 +1017,36 @@ def _random(model: Any, run: Evaluation, out: Path, scale: Scale, lpips: Any) ->
     return {"policy": "random", "patch_keep": patch_keep, "layer_keep": layer_keep, **metrics}
 
 
-def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
+def bench_runtimes(scale: Scale) -> list[str]:
+    """What the bench times each model on: the scale's ``bench_runtimes``, or torch and every
+    other runtime installed here (``adacolor.runtimes``)."""
+    if scale.bench_runtimes is not None:
+        return list(scale.bench_runtimes)
+    import importlib.util
+
+    return ["torch"] + [r for r in RUNTIMES[1:] if importlib.util.find_spec(r) is not None]
+
+
+def _latencies(medians: Sequence[float]) -> dict[str, Any]:
+    """Per-repeat medians (ms) as ``{"latency_ms", "latency_ms_mean", "latency_ms_std"}``."""
     import statistics
 
+    return {"latency_ms": list(medians), "latency_ms_mean": statistics.fmean(medians),
+            "latency_ms_std": statistics.stdev(medians) if len(medians) > 1 else 0.0}
+
+
+def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
+    """Table 2: each model's single-thread batch-1 latency, ``bench_repeats`` medians of
+    ``bench_runs`` runs each, in PyTorch and on every other runtime of ``bench_runtimes``
+    (its exported graph, ``adacolor.exported``; a model that does not export, SwinIR and
+    Uformer, has no such entry and says why under ``not_timed``)."""
     import torch
 
     from adacolor.bench import bench_input, bench_model
     from adacolor.config import make_config
     from adacolor.model import create_colorizer, load_colorizer
 
+    runtimes = bench_runtimes(scale)
     models: dict[str, Any] = {}
     inputs: dict[int, Any] = {}
     for name in run.trainings:
@@ -756,19 +1059,88 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
         else:
             config = make_config(training.recipe, training.overrides)
             model = create_colorizer(config.model, **config.model_options()).eval()
+        trained = model.image_size[0]
+        model = _scored(model, run.image_size)
         size = model.image_size[0]
         if size not in inputs:
             inputs[size] = bench_input(size)
         repeats = [bench_model(model, inputs[size], 1, scale.bench_warmup, scale.bench_runs)
                    for _ in range(scale.bench_repeats)]
-        latencies = [r["latency_ms"] for r in repeats]
-        models[name] = {"gflops": repeats[0]["gflops"], "latency_ms": latencies,
-                        "latency_ms_mean": statistics.fmean(latencies),
-                        "latency_ms_std": statistics.stdev(latencies) if len(latencies) > 1 else 0.0,
-                        "policy": repeats[0]["policy"], "image_size": size, "weights": source}
+        models[name] = {"gflops": repeats[0]["gflops"], **_latencies([r["latency_ms"] for r in repeats]),
+                        "policy": repeats[0]["policy"], "image_size": size, "trained_at": trained, "weights": source,
+                        "runtimes": {}, "not_timed": {}}
+        for runtime in runtimes:
+            if runtime == "torch":
+                continue
+            timed = _on_runtime(model, runtime, inputs[size], scale)
+            models[name]["runtimes" if isinstance(timed, dict) else "not_timed"][runtime] = timed
+    versions = {r: _version(r) for r in runtimes if r != "torch"}
     return {"threads": 1, "batch": 1, "runs": scale.bench_runs, "warmup": scale.bench_warmup,
             "repeats": scale.bench_repeats, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "models": models}
+            "runtimes": runtimes, "versions": versions, "models": models}
+
+
+def _on_runtime(model: Any, runtime: str, x: Any, scale: Scale) -> Union[dict[str, Any], str]:
+    """The latencies of ``model``'s exported graph on ``runtime`` (as ``_latencies``), or why it
+    was not timed (a model that does not export, an export that failed)."""
+    import statistics
+
+    from adacolor.exported import on_runtime
+    from adaprune.bench import sample_many
+
+    try:
+        module = on_runtime(model, runtime, threads=1, say=_say)
+    except Exception as error:  # SwinIR, Uformer (TypeError), a failed export: the other timings stay
+        return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    medians = []
+    for _ in range(scale.bench_repeats):
+        times, = sample_many([module], x, 1, scale.bench_warmup, scale.bench_runs)
+        medians.append(statistics.median(times))
+    return _latencies(medians)
+
+
+def _version(package: str) -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _scored(model: Any, size: Optional[int]) -> Any:
+    """``model`` as scored at ``size`` px: itself at its own size (or None), else its input resized
+    to its size and its ab back (``adacolor.model.ResizedColorizer``)."""
+    if size is None or model.image_size[0] == size:
+        return model
+    from adacolor.model import ResizedColorizer
+
+    return ResizedColorizer(model, size)
+
+
+def resolved_overrides(training: Training, out: Path) -> tuple[str, ...]:
+    """A training's ``--set`` strings with ``init=run:NAME`` made the path of that run's
+    checkpoint in ``out``. Where the training's own checkpoint already names that run's
+    checkpoint (``DIR`` spelled otherwise, or moved), its spelling is kept: the run resumes
+    with the config it was written with, and starts from its own checkpoint, not the base's."""
+    base = training.base
+    if base is None:
+        return training.overrides
+    path = train_dir(out, base) / "checkpoint.pt"
+    init = str(path.resolve())
+    saved = _saved_config(train_dir(out, training.name)).get("init")
+    if isinstance(saved, str) and Path(saved).parts[-3:] == path.parts[-3:]:
+        init = saved
+    return tuple(f"init={init}" if o.startswith("init=") else o for o in training.overrides)
+
+
+def _saved_config(folder: Path) -> dict[str, Any]:
+    """The config a training's checkpoint was written with ({} without a checkpoint)."""
+    if not (folder / "checkpoint.pt").is_file():
+        return {}
+    import torch
+
+    return torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True).get("config", {})
 
 
 def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
@@ -777,7 +1149,7 @@ def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
         from adacolor.config import make_config
         from adacolor.train import train
 
-        train(make_config(run.recipe, run.overrides), train_dir(out, run.name), resume=True)
+        train(make_config(run.recipe, resolved_overrides(run, out)), train_dir(out, run.name), resume=True)
         return
     folder = eval_dir(out, run.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -787,7 +1159,7 @@ def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
     else:
         from adacolor.model import load_colorizer
 
-        model = load_colorizer(train_dir(out, run.trainings[0]) / "checkpoint.pt")
+        model = _scored(load_colorizer(train_dir(out, run.trainings[0]) / "checkpoint.pt"), run.image_size)
         if run.kind in ("quality", "transfer"):
             result = _quality(model, run, out, scale, lpips)
         elif run.kind == "compute":
@@ -845,7 +1217,7 @@ def _missing_inputs(run: Run, out: Path, scale: Scale) -> list[str]:
     without its checkpoint as built from its config), but none while an adaptive one is restored
     without its checkpoint (Table 2 times its models in one process)."""
     if isinstance(run, Training):
-        return []
+        return _missing_base(run, out)
     if run.kind == "bench":
         from adacolor.evidence import RESTORED, restored_training
 
@@ -859,6 +1231,22 @@ def _missing_inputs(run: Run, out: Path, scale: Scale) -> list[str]:
     if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
         missing.append(compute)
     return missing
+
+
+def _missing_base(training: Training, out: Path) -> list[str]:
+    """A fine-tune's base when it is not trained in ``out`` (a base restored from the evidence
+    has no checkpoint to start from). A fine-tune that has a checkpoint of its own resumes from
+    it and needs no base."""
+    base = training.base
+    own = train_dir(out, training.name) / "checkpoint.pt"
+    if base is None or training_done(train_dir(out, base)) or own.is_file():
+        return []
+    from adacolor.evidence import RESTORED, restored_training
+
+    if restored_training(train_dir(out, base)) is not None:
+        return [f"the checkpoint of {base}, the dense model it is fine-tuned from (its results were restored "
+                f"from the evidence without it: delete {train_dir(out, base) / RESTORED} to retrain it)"]
+    return [f"{base} (the dense model it is fine-tuned from)"]
 
 
 def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict], number: str, left: float) -> str:
@@ -913,7 +1301,7 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     def quality_row(t: Training, r: dict[str, Any]) -> dict[str, Any]:
         row = {"run": t.name, "label": t.label, "gflops": r["gflops"]}
         row.update({key: r[key] for key in r if key.startswith(("psnr@", "lpips@"))})
-        return row | {key: value for key, value in t.tags}
+        return row | {key: value for key, value in t.tags} | trained_how(scale, t)
 
     def rows(role: str) -> tuple[list[dict[str, Any]], list[str]]:
         found, missing = [], []
@@ -930,7 +1318,7 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
     table1: list[dict[str, Any]] = []
     missing = []
     for t in (t for t in scale.trainings if "table1" in t.roles):
-        row: dict[str, Any] = {"run": t.name, "label": t.label}
+        row: dict[str, Any] = {"run": t.name, "label": t.label, **trained_how(scale, t)}
         for label, _ in scale.transfer:
             r = result(f"transfer-{_slug(label)}-{t.name}")
             if r is None:
@@ -949,13 +1337,22 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
             table2.append({"run": t.name, "label": t.label, "gflops": b["gflops"],
                            "latency_ms_mean": b["latency_ms_mean"], "latency_ms_std": b["latency_ms_std"],
                            "latency_ms": b["latency_ms"], "psnr@10": q.get("psnr@10") if q else None,
-                           "weights": b.get("weights", "checkpoint")})
+                           "weights": b.get("weights", "checkpoint"), **trained_how(scale, t),
+                           "runtimes": {"torch": {key: b[key] for key in ("latency_ms_mean", "latency_ms_std",
+                                                                          "latency_ms")}} | b.get("runtimes", {}),
+                           "not_timed": b.get("not_timed", {})})
     results["table2"] = {"rows": table2, "missing": [t.name for t in scale.trainings if "table2" in t.roles
                                                      and t.name not in bench["models"]],
+                         "runtimes": bench.get("runtimes", ["torch"]),
                          "settings": {key: bench.get(key) for key in ("threads", "batch", "runs", "warmup",
-                                                                      "repeats", "torch", "cpu")}}
+                                                                      "repeats", "torch", "cpu", "versions")}}
     table3, missing = rows("table3")
-    results["table3"] = {"k": FIG6_K, "rows": table3, "missing": missing}
+    reference = next((t for t in scale.trainings if "reference" in t.roles), None)
+    dense = result(f"quality-{reference.name}") if reference is not None else None
+    if reference is not None and dense is None and reference.name not in missing:
+        missing.append(reference.name)
+    results["table3"] = {"k": FIG6_K, "rows": table3, "missing": missing,
+                         "reference": quality_row(reference, dense) if dense is not None else None}
     table4, missing = rows("table4")
     for row in table4:   # the G rows compare at one budget form: say which
         trained = _training(scale, row["run"])
@@ -970,6 +1367,7 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
             continue
         fig6[t.tag["variant"]].append({
             "run": t.name, "beta_patch": t.tag["beta_patch"], "beta_layer": t.tag["beta_layer"],
+            **trained_how(scale, t),
             "learned": {"gflops": learned["gflops"], "psnr@10": learned["psnr@10"],
                         "patch_keep": compute["patch_keep"], "layer_keep": compute["layer_keep"],
                         "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"]},
@@ -995,10 +1393,13 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
         "train_data": scale.train_data, "eval_data": scale.eval_data, "eval_images": scale.eval_images,
         "transfer": dict(scale.transfer), "transfer_images": scale.transfer_images, "ks": list(scale.ks),
         "hint_size": 2, "hint_seed": 0, "models": [{"run": t.name, "label": t.label, "recipe": t.recipe,
-                                                    "overrides": list(t.overrides), "roles": list(t.roles)}
+                                                    "overrides": list(t.overrides), "roles": list(t.roles),
+                                                    **trained_how(scale, t)}
                                                    for t in scale.trainings],
-        "why": scale.why, "command": f"adacolor reproduce --scale {scale.name} --out DIR",
-        "estimated_minutes": round(sum(r.minutes for r in plan(scale)), 1), "aim_minutes": scale.aim_minutes,
+        "why": scale.why, "command": f"adacolor reproduce --scale {scale.name} --form {scale.form} --out DIR",
+        "form": scale.form, "sizes": scale.sizes | {"why": scale.sizes_why},
+        "estimated_minutes": round(estimated_minutes(scale), 1), "aim_minutes": scale.aim_minutes,
+        "estimate": "from the rates measured on it: `adacolor.estimate`" if scale.rates else None,
         "trained": [t.name for t in scale.trainings if training_done(train_dir(out, t.name))
                     or t.name in restored],
         "trained_otherwise": {t.name: diff for t in scale.trainings
@@ -1042,7 +1443,7 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
                           "budget_spread": config["budget_spread"] if config["budget"] == "spread" else None,
                           "gflops": quality.get(f"gflops@{FIG6_K}", quality["gflops"]), "psnr@10": quality["psnr@10"],
                           "p90/p10": compute["spread"]["p90/p10"], "layer_patterns": compute["layer_patterns"],
-                          "spread": compute["spread"]})
+                          "spread": compute["spread"]} | trained_how(scale, t))
         forms["groups"].append(group)
     return forms
 
@@ -1057,7 +1458,7 @@ def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
     from adacolor.config import config_dict, make_config
 
     saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True).get("config", {})
-    planned = config_dict(make_config(training.recipe, training.overrides))
+    planned = config_dict(make_config(training.recipe, resolved_overrides(training, folder.parent.parent)))
     ignored = {"threads", "num_workers", "device", "log_every", "eval_every", "checkpoint_every", "val_images"}
     return {key: saved[key] for key in planned if key in saved and key not in ignored and saved[key] != planned[key]}
 
@@ -1117,9 +1518,10 @@ def docs_page(results: dict[str, Any], present: Optional[set[str]] = None) -> st
     from adacolor.report import build_report
 
     scale = results["settings"]["scale"]
+    form = f" --form {results['settings']['form']}" if results["settings"].get("form") else ""
     head = ("<!-- generated by `adacolor reproduce --report-only --out DIR --docs docs/results.md` from "
             "docs/results/results.json; do not edit by hand -->\n\n")
-    intro = (f"The paper's comparisons, regenerated by one command (`adacolor reproduce --scale {scale} "
+    intro = (f"The paper's comparisons, regenerated by one command (`adacolor reproduce --scale {scale}{form} "
              f"--out DIR`) and checked claim by claim. The data behind this page: "
              f"[results.json](results/results.json), [report.md](results/report.md).\n\n")
     return head + build_report(results, figures="results/figures", present=present, intro=intro)
@@ -1131,13 +1533,38 @@ def _tokens(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def help_estimates() -> str:
+    """The ``--scale`` help: what each scale is and, for the cpu scale, its estimated hours in each
+    form from the measured rates (``adacolor.estimate``), built when the parser is made."""
+    choice = ablation_choice()
+    finetune, scratch = choice["scale"], make_scale("cpu", form="scratch")
+    hours = estimate.hours
+    return (f"tiny: every table and figure in minutes (plumbing, not numbers); cpu: Imagenette on 2 cores, "
+            f"estimated from the rates measured here: fine-tuned {hours(estimated_minutes(finetune))} (main pair at "
+            f"{finetune.image_size} px; Tables 3, 4 and Fig. 6 at {finetune.sizes['ablations']} px, "
+            f"{hours(choice['minutes'][finetune.image_size])} at {finetune.image_size}), from scratch "
+            f"{hours(estimated_minutes(scratch))} (every model at {scratch.image_size} px); aim "
+            f"{hours(CPU_AIM_MINUTES)}; less the shipped models' trainings with --from-shipped; paper: 224 px, the "
+            f"paper's recipes, sized for GPUs (--report-only: default the scale of DIR/results.json)")
+
+
+def _runtime_list(text: str) -> list[str]:
+    names = _tokens(text)
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown runtime(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(RUNTIMES)}")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``adacolor reproduce``."""
-    parser.add_argument("--scale", default=None, choices=SCALES,
-                        help="tiny: every table and figure in minutes (plumbing, not numbers); cpu: 112 px "
-                             f"Imagenette, about {sum(r.minutes for r in plan(make_scale('cpu'))) / 60:.0f} hours on "
-                             "2 cores (less the shipped models' trainings with --from-shipped); paper: 224 px, the "
-                             "paper's recipes (--report-only: default the scale of DIR/results.json)")
+    parser.add_argument("--scale", default=None, choices=SCALES, help=help_estimates())
+    parser.add_argument("--form", default=None, choices=FORMS,
+                        help="finetune (the tiny and cpu scales' default): the dense iColoriT-T is trained once "
+                             "and every adaptive model fine-tuned from it, the same steps each; scratch: every "
+                             "model from its random initialisation by its recipe (the paper scale's only form). "
+                             "Default with --report-only / --restore: the form of those results")
     parser.add_argument("--out", required=True, help="DIR: train/<run>/, eval/<run>/, results.json, report.md, figures/")
     parser.add_argument("--only", type=_tokens, default=None, metavar="NAME,...",
                         help="only these runs (names as listed by --list), or kinds: train, quality, transfer, "
@@ -1145,6 +1572,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="paper scale: an ImageNet root with train/ and val/ "
                                                      "(evaluated on the ctest10k list)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--runtimes", type=_runtime_list, default=None, metavar="NAME,...",
+                        help=f"what the bench (Table 2) times each model on: {', '.join(RUNTIMES)} (the others run "
+                             "its exported graph; default: torch and every other one installed)")
     parser.add_argument("--from-shipped", action="store_true",
                         help="take the trainings a shipped model came from (same recipe, no overrides) from "
                              "its weights instead of training them")
@@ -1158,6 +1588,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the docs page (e.g. docs/results.md) and copy the evidence beside it")
 
 
+SUITE = "suite.json"   # in DIR: the scale and form of the suite it holds
+
+
+def _known_suite(out: Path, args: argparse.Namespace) -> dict[str, Optional[str]]:
+    """The scale and form of what DIR (``suite.json``, or ``results.json`` with ``--report-only``)
+    or the ``--restore`` evidence holds; results written before forms existed are ``scratch``."""
+    known: dict[str, Optional[str]] = {"scale": None, "form": None}
+    sources = [out / SUITE] + ([out / "results.json"] if args.report_only else []) + \
+        ([Path(args.restore) / "results.json"] if args.restore else [])
+    for path in sources:
+        data = _read(path)
+        if data is None:
+            continue
+        data = data.get("settings", data)
+        for key, default in (("scale", None), ("form", "scratch")):
+            known[key] = known[key] or data.get(key, default)
+    return known
+
+
+def _check_runtimes(runtimes: Optional[Sequence[str]]) -> None:
+    """ValueError for a runtime asked for that is not installed here."""
+    import importlib.util
+
+    missing = [r for r in runtimes or () if r != "torch" and importlib.util.find_spec(r) is None]
+    if missing:
+        raise ValueError(f"--runtimes: {', '.join(missing)} not installed; pip install 'adaprune[runtimes]' or "
+                         f"leave --runtimes out (torch and whatever is installed)")
+
+
 def run(args: argparse.Namespace) -> int:
     """``adacolor reproduce``; returns the exit status (1 when a run failed)."""
     out = Path(args.out)
@@ -1168,22 +1627,30 @@ def run(args: argparse.Namespace) -> int:
         for kind, path in written.items():
             print(f"{kind}: {path}")
         return 0
-    name = args.scale
-    for known in ([out / "results.json"] if args.report_only else []) + \
-            ([Path(args.restore) / "results.json"] if args.restore else []):
-        if name is None and known.is_file():
-            name = json.loads(known.read_text())["settings"]["scale"]
+    known = _known_suite(out, args)
+    name = args.scale or known["scale"]
     if name is None:
         raise ValueError("give --scale tiny, cpu or paper")
-    scale = make_scale(name, args.data)
+    form = args.form or (known["form"] if known["scale"] in (None, name) else None) or default_form(name)
+    held = _read(out / SUITE)
+    if held is not None and (held.get("scale"), held.get("form")) != (name, form):
+        raise ValueError(f"{out} holds the {held.get('scale')} scale's {held.get('form')} suite, not the {name} "
+                         f"scale's {form} one (runs of the same name would mix); use another --out, or "
+                         f"--scale {held.get('scale')} --form {held.get('form')}")
+    _check_runtimes(getattr(args, "runtimes", None))
+    scale = make_scale(name, args.data, form)
+    if getattr(args, "runtimes", None):
+        scale = dataclasses.replace(scale, bench_runtimes=tuple(args.runtimes))
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
+    if not args.list:
+        _write(out / SUITE, {"scale": scale.name, "form": scale.form})
     if args.restore is not None:
         from adacolor.evidence import restore as restore_evidence
 
-        restored = restore_evidence(out, args.restore, scale.name, {r.name for r in plan(scale)})
+        restored = restore_evidence(out, args.restore, scale.name, {r.name for r in plan(scale)}, scale.form)
         _say(f"restored from {args.restore}: {len(restored['eval'])} results, {len(restored['train'])} trainings "
              f"(no checkpoints), {len(restored['figures'])} figures")
     if args.from_shipped and not args.report_only and not args.list:

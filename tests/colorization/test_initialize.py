@@ -47,6 +47,29 @@ def test_a_dense_checkpoint_starts_an_adaptive_model(tmp_path: Path) -> None:
     assert "step 7" in report.origin and "new: gates" in report.summary()
 
 
+@pytest.mark.parametrize("method", ["dynamicvit-t", "avit-t", "adavit-t"])
+def test_a_dense_icolorit_starts_each_baseline_method(tmp_path: Path, method: str) -> None:
+    # the fine-tune form of adacolor reproduce starts DynamicViT, A-ViT and AdaViT from the dense model
+    path = _checkpoint(tmp_path)
+    dense = torch.load(path, weights_only=True)["model"]
+    torch.manual_seed(3)
+    model = create_colorizer(method, **TINY)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    report = initialize_from(model, str(path))
+    state = model.state_dict()
+    assert sorted(report.loaded) == sorted(dense) and not report.dropped and not report.resampled
+    for key, value in dense.items():   # every dense tensor in place, under the same name
+        assert torch.equal(state[key], value), key
+    gates = sorted(k for k in state if "adaprune" in k)
+    assert sorted(report.new) == gates   # only the gates start new (A-ViT has none: its halting reads a channel)
+    assert bool(gates) == (method != "avit-t")
+    for key in gates:
+        assert torch.equal(state[key], fresh[key]), key
+    wider = create_colorizer(method, image_size=64, patch_size=8, depth=2)   # and at another size
+    assert initialize_from(wider, str(path)).resampled == {"backbone.pos_embed": "4x4 -> 8x8"}
+    assert wider.eval()(torch.randn(1, 4, 64, 64)).shape == (1, 2, 64, 64)
+
+
 def test_another_grid_resamples_the_position_embeddings(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path)                            # 32 px: a 4x4 grid
     model = create_colorizer("icolorit-t", image_size=64, patch_size=8, depth=2)
