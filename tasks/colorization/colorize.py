@@ -60,6 +60,12 @@ __all__ = [
     "random_user_hints",
     "render_user_hints",
     "colorize",
+    "resize_photo",
+    "hints_at_size",
+    "predict",
+    "photo_lightness",
+    "render_prediction",
+    "render_photo",
     "load_image",
     "save_image",
     "save_figure",
@@ -365,6 +371,124 @@ def model_gflops(model: Colorizer) -> float:
     from adacolor.model import colorizer_gflops
 
     return float(colorizer_gflops(model, 1)[0])
+
+
+# -- a prediction kept and rendered at any size (the app: previews per click, full size once) ----
+
+def resize_photo(rgb: Tensor, size: tuple[int, int]) -> Tensor:
+    """(3, h, w) float in [0, 1]: a photo resized to ``size`` as ``colorize`` resizes it for the
+    model (bilinear with antialiasing, band by band: an 8-bit photo never has a full-size float
+    copy). At the model's size this is exactly the image the model sees, and resizing that
+    again to the same size changes nothing.
+
+    Args:
+        rgb: (3, H, W) uint8, or float in [0, 1].
+        size: (h, w).
+    """
+    return _shrink(rgb, size, lambda: None)[0]
+
+
+def hints_at_size(hints: Sequence[UserHint], image_hw: tuple[int, int], size: tuple[int, int]
+                  ) -> list[UserHint]:
+    """The hints of a photo in the pixels of that photo resized to ``size`` (the model's).
+
+    Each point moves to the centre of the pixel (at ``size``) its square is centred on, so
+    ``render_user_hints`` draws every square on the resized photo exactly where it draws it for
+    the photo itself.
+
+    Raises:
+        ValueError: a hint outside the photo (named with the photo's size).
+    """
+    _check_inside(hints, image_hw)
+    (height, width), (rows, cols) = image_hw, size
+    return [UserHint(math.floor(h.x * cols / width) + 0.5, math.floor(h.y * rows / height) + 0.5, h.size, h.ab)
+            for h in hints]
+
+
+@torch.no_grad()
+def predict(model: Colorizer, small: Tensor, image_hw: tuple[int, int], hints: Sequence[UserHint],
+            upsample: UpsampleMethod = "guided") -> dict[str, Any]:
+    """The model's forward for a photo, from the photo already at the model's size.
+
+    The same prediction ``colorize`` makes for the photo (``small`` is what it would compute
+    first), without reading the photo's pixels again: an app keeps ``small`` per photo and
+    predicts per click, then renders at the size it shows (``render_prediction``) or at full
+    size (``render_photo``).
+
+    Args:
+        model: a colorizer (put in eval mode here if it is training).
+        small: (3, h, w) ``resize_photo(photo, model.image_size)``.
+        image_hw: (H, W) of the photo, whose pixels the hints are given in.
+        hints: the user's points in the photo's coordinates.
+        upsample: ``guided`` or ``bilinear`` (see ``colorize``).
+
+    Returns:
+        ``{"coefficients": (1, 4, h, w) of ``upsample_coefficients``, "photo_ab", "gflops",
+        "compute_map", "hint_mask"}`` (the last three as ``colorize`` returns them).
+
+    Raises:
+        ValueError: ``small`` not at the model's size, a hint outside the photo, or an unknown
+            ``upsample``.
+    """
+    check_upsample_method(upsample)
+    size = tuple(model.image_size)
+    if small.ndim != 3 or small.shape[0] != 3 or tuple(small.shape[-2:]) != size:
+        raise ValueError(f"expected the photo at the model's size (3, {size[0]}, {size[1]}) "
+                         f"(resize_photo(photo, model.image_size)), got shape {tuple(small.shape)}")
+    if getattr(model, "training", False):  # eval() walks every module: not per click when it is not needed
+        model.eval()
+    return _predict(model, small, hints_at_size(hints, image_hw, size), lambda: None, upsample)
+
+
+def photo_lightness(rgb: Tensor, size: tuple[int, int]) -> Tensor:
+    """(1, 1, h, w) normalised lightness of a photo resized to ``size`` (``resize_photo``, then
+    L; band by band): the lightness a prediction is shown on at that size.
+
+    Args:
+        rgb: (3, H, W) uint8, or float in [0, 1]; at its own size, the L ``colorize`` uses.
+        size: (h, w).
+    """
+    small = resize_photo(rgb, size)
+    light = torch.empty(1, 1, *size, dtype=small.dtype)
+    for top, end in _bands(*size):
+        light[:, :, top:end] = lab_split(small[None, :, top:end])[0]
+    return light
+
+
+def render_prediction(coefficients: Tensor, light: Tensor) -> Tensor:
+    """(3, h, w) in [0, 1]: a prediction's colour on a lightness of any size, as ``colorize``
+    recombines it with the photo's own: the coefficients upsampled bilinearly to the
+    lightness' size, ``ab = A * L + b`` (edge-aware when guided: colour follows the edges of
+    ``light``), then Lab to RGB, band by band. On the photo's own lightness at its own size
+    this is ``colorize``'s result.
+
+    Args:
+        coefficients: (1, 4, h0, w0) ``[A; b]`` of a prediction (``predict``).
+        light: (1, 1, h, w) normalised lightness (``photo_lightness``).
+    """
+    height, width = light.shape[-2:]
+    wide = F.interpolate(coefficients, size=(coefficients.shape[-2], width), mode="bilinear", align_corners=False)
+    out = torch.empty(3, height, width, dtype=light.dtype)
+    for top, end in _bands(height, width):
+        band = light[:, :, top:end]
+        out[:, top:end] = lab_merge(band, apply_coefficients(resize_rows(wide, height, top, end), band))[0]
+    return out
+
+
+def render_photo(pixels: Tensor, coefficients: Tensor) -> np.ndarray:
+    """(H, W, 3) uint8: a prediction on the photo's own full-resolution lightness, rounded to
+    8 bits band by band: the image ``adacolor colorize`` writes (``colorize_file``; ``save_image``
+    of ``colorize``'s result), with no full-size float copy.
+
+    Args:
+        pixels: (3, H, W) the photo, uint8 (or float in [0, 1]).
+        coefficients: (1, 4, h, w) ``[A; b]`` of its prediction (``predict``).
+    """
+    height, width = pixels.shape[-2:]
+    written = np.empty((height, width, 3), dtype=np.uint8)
+    for top, end, colour, _ in _recombine(pixels, coefficients, lambda: None):
+        written[top:end] = _to_8bit(colour)
+    return written
 
 
 def _read_pixels(path: Union[str, Path]) -> Tensor:

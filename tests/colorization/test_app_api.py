@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import io
+import json
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from adacolor.app.server import create_app
-from adacolor.colorize import colorize, parse_user_hints
+from adacolor.app.serve import background
+from adacolor.app.server import MAX_PREVIEW_SIDE, create_app, preview_size
+from adacolor.colorize import (colorize, colorize_file, parse_user_hints, photo_lightness, predict, render_prediction,
+                               resize_photo)
 from adacolor.model import create_colorizer
 
 SIZE = 64  # the models' input: small and untrained, so the suite stays fast
@@ -54,10 +63,15 @@ def upload(client: TestClient, data: bytes, name: str = "photo.png") -> dict:
     return response.json()
 
 
-def decode_png(content: bytes) -> np.ndarray:
+def decode_png(content: bytes, kind: str = "PNG") -> np.ndarray:
     with Image.open(io.BytesIO(content)) as image:
-        assert image.format == "PNG"
+        assert image.format == kind
         return np.asarray(image.convert("RGB"))
+
+
+def to_8bit(rgb: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded as ``adacolor colorize`` writes it."""
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def assert_error(response, status: int, *words: str) -> str:
@@ -72,7 +86,8 @@ def assert_error(response, status: int, *words: str) -> str:
 
 # -- the happy path ----------------------------------------------------------------------------
 
-def test_upload_colorize_returns_the_full_size_png_with_latency_and_gflops(client: TestClient) -> None:
+def test_upload_colorize_returns_a_png_at_the_photos_size_with_latency_and_gflops(client: TestClient) -> None:
+    """Without a display size the preview is the photo's own size (a small photo: its full size)."""
     photo = upload(client, png_bytes(90, 60))
     assert (photo["width"], photo["height"]) == (90, 60) and len(photo["id"]) >= 20
     response = client.post(f"/api/images/{photo['id']}/colorize",
@@ -95,8 +110,7 @@ def test_the_server_is_the_colorize_call_and_nothing_else(client: TestClient, mo
     assert response.status_code == 200, response.text
     rgb = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
     expected = colorize(models[model_name], rgb, parse_user_hints(hints))
-    want = (expected["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    np.testing.assert_array_equal(decode_png(response.content), want)
+    np.testing.assert_array_equal(decode_png(response.content), to_8bit(expected["rgb"]))
     assert float(response.headers["X-Adaprune-GFLOPs"]) == pytest.approx(expected["gflops"], rel=1e-3)
 
 
@@ -147,6 +161,164 @@ def test_models_samples_and_the_page(client: TestClient) -> None:
     assert client.get("/static/style.css").status_code == 200
     for probe in ("/static/index.html", "/static/..%2Fserver.py", "/static/%2E%2E/server.py"):
         assert client.get(probe).status_code == 404
+
+
+# -- previews at the displayed size, full resolution for Download ------------------------------
+
+PREVIEWS = [  # display [W, H] asked of a 300x200 photo -> (H, W) of the preview
+    ([150, 100], (100, 150)),   # as asked
+    ([120, 100], (100, 120)),   # as asked, though not the photo's aspect (the page asks its own)
+    ([300, 200], (200, 300)),
+    ([600, 400], (200, 300)),   # never larger than the photo
+    ([3000, 1000], (100, 300)),  # scaled down, aspect kept
+    ([1, 1], (1, 1)),
+]
+
+
+def test_a_click_answers_a_preview_at_the_displayed_size(client: TestClient, models: dict) -> None:
+    pixels = photo_pixels(300, 200, seed=5)
+    photo = upload(client, encoded(Image.fromarray(pixels)))
+    url = f"/api/images/{photo['id']}/colorize"
+    hints = [{"x": 20, "y": 30, "size": 4, "rgb": [220, 40, 30]}, {"x": 250.5, "y": 150, "ab": [-30.0, 40.0]}]
+    for display, want in PREVIEWS:
+        response = client.post(url, json={"hints": hints, "display": display})
+        assert response.status_code == 200, response.text
+        assert decode_png(response.content).shape == (*want, 3), display
+        assert float(response.headers["X-Adaprune-GFLOPs"]) > 0
+        assert response.headers["X-Adaprune-Model"] == "adacolvit-t"
+        assert decode_png(client.get(f"/api/images/{photo['id']}/gray?display={display[0]},{display[1]}").content
+                          ).shape == (*want, 3)
+    # the preview is the model's forward rendered on the photo's lightness at that size, nothing else
+    response = client.post(url, json={"hints": hints, "display": [150, 100], "model": "icolorit-t"})
+    chw = torch.from_numpy(pixels).permute(2, 0, 1)
+    model = models["icolorit-t"]
+    prediction = predict(model, resize_photo(chw, model.image_size), (200, 300), parse_user_hints(hints))
+    expected = render_prediction(prediction["coefficients"], photo_lightness(chw, (100, 150)))
+    np.testing.assert_array_equal(decode_png(response.content), to_8bit(expected))
+    # JPEG, as the page asks: the same picture, faster to encode and decode
+    jpeg = client.post(url, json={"hints": hints, "display": [150, 100], "model": "icolorit-t", "format": "jpeg"})
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    assert np.abs(decode_png(jpeg.content, "JPEG").astype(int) - to_8bit(expected)).mean() < 3
+    mapped = client.get(f"/api/images/{photo['id']}/compute-map?scale=relative&display=150,100")
+    assert mapped.status_code == 200 and decode_png(mapped.content).shape == (100, 150, 3)
+
+
+def test_a_photo_larger_than_a_preview_is_never_sent_whole_per_click(client: TestClient) -> None:
+    wide = photo_pixels(MAX_PREVIEW_SIDE + 300, 40, seed=2)
+    photo = upload(client, encoded(Image.fromarray(wide)))
+    response = client.post(f"/api/images/{photo['id']}/colorize", json={"hints": [{"x": 2000, "y": 20}]})
+    assert decode_png(response.content).shape == (round(40 * MAX_PREVIEW_SIDE / (MAX_PREVIEW_SIDE + 300)),
+                                                  MAX_PREVIEW_SIDE, 3)
+    assert decode_png(client.get(f"/api/images/{photo['id']}/gray").content).shape[1] == MAX_PREVIEW_SIDE
+    full = client.post(f"/api/images/{photo['id']}/download", json={"hints": [{"x": 2000, "y": 20}]})
+    assert decode_png(full.content).shape == (40, MAX_PREVIEW_SIDE + 300, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(photo=st.tuples(st.integers(1, 6000), st.integers(1, 6000)),
+       display=st.tuples(st.integers(1, 1 << 16), st.integers(1, 1 << 16)))
+def test_a_preview_is_never_larger_than_asked_the_photo_or_the_limit(photo: tuple[int, int],
+                                                                      display: tuple[int, int]) -> None:
+    height, width = preview_size(display, photo)
+    assert 1 <= height <= min(display[1], photo[0]) and 1 <= width <= min(display[0], photo[1])
+    assert max(height, width) <= MAX_PREVIEW_SIDE
+    if display[1] <= photo[0] and display[0] <= photo[1] and max(display) <= MAX_PREVIEW_SIDE:
+        assert (height, width) == (display[1], display[0])  # what the page asks, exactly
+    elif min(height, width) > 50:  # scaled down with its aspect (to the rounding of a pixel)
+        assert abs(width / height - display[0] / display[1]) <= 2 * display[0] / display[1] / min(height, width)
+    assert preview_size(None, photo) == preview_size((photo[1], photo[0]), photo)
+
+
+@pytest.mark.parametrize("model_name", ["adacolvit-t", "icolorit-t"])
+def test_download_is_what_adacolor_colorize_writes(client: TestClient, models: dict, model_name: str,
+                                                   tmp_path: Path) -> None:
+    pixels = photo_pixels(97, 61, seed=6)
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    photo = upload(client, path.read_bytes())
+    hints = [{"x": 5, "y": 7, "size": 3, "rgb": [20, 200, 40]}, {"x": 96.5, "y": 60, "ab": [30.0, -20.0]},
+             {"x": 50, "y": 30, "size": 6}]
+    (tmp_path / "hints.json").write_text(json.dumps(hints))
+    response = client.post(f"/api/images/{photo['id']}/download", json={"hints": hints, "model": model_name})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png" and "attachment" in response.headers["content-disposition"]
+    assert response.headers["X-Adaprune-Model"] == model_name and float(response.headers["X-Adaprune-GFLOPs"]) > 0
+    downloaded = decode_png(response.content)
+    assert downloaded.shape == (61, 97, 3)
+    written = colorize_file(path, models[model_name], tmp_path / "cli.png", hint_file=tmp_path / "hints.json")
+    with Image.open(written["colorized"]) as cli:
+        np.testing.assert_array_equal(downloaded, np.asarray(cli.convert("RGB")))
+    result = colorize(models[model_name], torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0,
+                      parse_user_hints(hints))
+    np.testing.assert_array_equal(downloaded, to_8bit(result["rgb"]))
+    # a preview asked at the photo's own size is that same image
+    same = client.post(f"/api/images/{photo['id']}/colorize", json={"hints": hints, "model": model_name,
+                                                                     "display": [97, 61]})
+    np.testing.assert_array_equal(decode_png(same.content), downloaded)
+
+
+BAD_DISPLAYS = [[0, 10], [-5, 10], [10], [10, 10, 10], [1.5, 10], [True, 10], ["640", "480"], "640,480",
+                {"w": 640, "h": 480}, [70000, 10], 640]
+
+
+@pytest.mark.parametrize("display", BAD_DISPLAYS, ids=[json.dumps(d) for d in BAD_DISPLAYS])
+def test_bad_display_sizes_are_422_and_say_what_is_accepted(client: TestClient, display: object) -> None:
+    photo = upload(client, png_bytes(90, 60))
+    url = f"/api/images/{photo['id']}/colorize"
+    assert_error(client.post(url, json={"hints": [], "display": display}), 422, "display", "[W, H]", "2048", "aspect")
+    assert client.post(url, json={"hints": [], "display": [45, 30]}).status_code == 200
+
+
+def test_bad_query_display_sizes_and_formats_are_422(client: TestClient) -> None:
+    photo = upload(client, png_bytes(90, 60))
+    for query in ("0,5", "abc", "640x480", "5,5,5", "-1,4", "", "1e3,5"):
+        assert_error(client.get(f"/api/images/{photo['id']}/gray", params={"display": query}), 422, "display=W,H")
+        assert_error(client.get(f"/api/images/{photo['id']}/compute-map", params={"display": query}), 422,
+                     "display=W,H")
+    url = f"/api/images/{photo['id']}/colorize"
+    assert_error(client.post(url, json={"hints": [], "format": "gif"}), 422, "'png'", "'jpeg'")
+    assert_error(client.post(f"/api/images/{photo['id']}/download", json={"hints": [], "display": [9, 6]}), 422,
+                 "unknown keys", "'model'")
+    assert_error(client.post(f"/api/images/{photo['id']}/download", json={"hints": [{"x": 90, "y": 1}]}), 422,
+                 "outside")
+    assert client.get(f"/api/images/{photo['id']}/gray", params={"display": "9,6"}).status_code == 200
+
+
+def test_a_slow_model_does_not_stop_the_server_answering(models: dict) -> None:
+    """While one request waits on a model that takes its time, bad requests are answered with
+    their errors (they are checked before any model is waited for) and other models work."""
+    slow = create_colorizer("icolorit-t", image_size=SIZE).eval()
+    forward = slow.forward
+    running, release = threading.Event(), threading.Event()
+
+    def held(x: torch.Tensor) -> torch.Tensor:
+        running.set()
+        release.wait(120)
+        return forward(x)
+
+    slow.forward = held
+    with background(create_app({"slow": slow, **models})) as url, httpx.Client(base_url=url, timeout=120) as http, \
+            httpx.Client(base_url=url, timeout=120) as other, ThreadPoolExecutor(1) as pool:
+        photo = http.post("/api/images", files={"image": ("p.png", png_bytes(90, 60), "image/png")}).json()
+        colorize_url = f"/api/images/{photo['id']}/colorize"
+        pending = pool.submit(other.post, colorize_url, json={"hints": [], "model": "slow"})
+        try:
+            assert running.wait(60)
+            assert_error(http.post(colorize_url, json={"hints": [], "model": "slow", "display": [0, 5]}), 422,
+                         "display")
+            assert_error(http.post(colorize_url, json={"hints": [{"x": 99, "y": 1}], "model": "slow"}), 422, "outside")
+            assert_error(http.post(f"/api/images/{photo['id']}/download",
+                                   json={"hints": [], "model": "slow", "format": "png"}), 422, "unknown keys")
+            assert_error(http.post(colorize_url, json={"hints": [], "model": "nope"}), 422, "unknown model")
+            assert_error(http.post(colorize_url, content=b"{"), 400, "not json")
+            assert_error(http.post("/api/images/nB1k6_3fOAZ1yqvR7m3w8g/colorize", json={"hints": []}), 404)
+            assert_error(http.post("/api/images", files={"image": ("t.txt", b"text", "text/plain")}), 400)
+            assert http.post(colorize_url, json={"hints": [], "model": "adacolvit-t"}).status_code == 200
+            assert http.get("/api/models").status_code == 200
+            assert not pending.done()  # all the above was answered while the slow model ran
+        finally:
+            release.set()
+        assert pending.result().status_code == 200
 
 
 # -- photos of every kind ----------------------------------------------------------------------
@@ -219,6 +391,7 @@ def test_too_many_bytes_or_pixels_is_413(models: dict) -> None:
 def test_unknown_ids_are_404(client: TestClient) -> None:
     ghost = "nB1k6_3fOAZ1yqvR7m3w8g"
     assert_error(client.post(f"/api/images/{ghost}/colorize", json={"hints": []}), 404, "no photo")
+    assert_error(client.post(f"/api/images/{ghost}/download", json={"hints": []}), 404, "no photo")
     for path in ("gray", "compute-map", "compute-map.json"):
         assert_error(client.get(f"/api/images/{ghost}/{path}"), 404, "no photo")
     assert_error(client.delete(f"/api/images/{ghost}"), 404)

@@ -1,7 +1,9 @@
 """The page in a real browser: Playwright drives Debian's chromium against a real uvicorn server.
 
 Opens the page, uploads a photo, clicks three hints and sees the result change, moves one by
-dragging, undoes and redoes, toggles the compute map, downloads the PNG and saves the hints.
+dragging, undoes and redoes, toggles the compute map, downloads the PNG (what ``colorize`` makes
+of the photo and the hints, pixel for pixel) and saves the hints; then opens a photo larger than
+the page shows it and sees each click drawn as a preview at the displayed size.
 Set ``ADAPRUNE_SCREENSHOT=docs/figures/app.png`` to write the screenshots the docs show (that
 file, and ``app-compute-map.png`` beside it with the compute map on; with
 the shipped models when there are any, or ``ADAPRUNE_APP_CHECKPOINT``'s model); otherwise it
@@ -22,8 +24,8 @@ import torch
 from PIL import Image
 
 from adacolor.app.serve import background
-from adacolor.app.server import create_app
-from adacolor.colorize import parse_user_hints, save_image
+from adacolor.app.server import create_app, preview_size
+from adacolor.colorize import colorize, load_image, parse_user_hints, save_image
 from adacolor.data import sample_photos
 from adacolor.model import create_colorizer
 
@@ -71,12 +73,8 @@ def _models() -> dict[str, torch.nn.Module]:
 
 
 RESULT_SUM = """() => {
-  const img = document.getElementById('result');
-  const c = document.createElement('canvas');
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext('2d');
-  g.drawImage(img, 0, 0);
-  const d = g.getImageData(0, 0, c.width, c.height).data;
+  const c = document.getElementById('result');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let s = 0;
   for (let i = 0; i < d.length; i += 1) s = (s * 31 + d[i]) % 1000000007;
   return s;
@@ -92,7 +90,8 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
     screenshot = Path(os.environ.get("ADAPRUNE_SCREENSHOT") or tmp_path / "app.png")
     with_map = screenshot.with_name(f"{screenshot.stem}-compute-map{screenshot.suffix}")
 
-    with background(create_app(_models())) as url:
+    models = _models()
+    with background(create_app(models)) as url:
         page = browser.new_page(viewport={"width": 1360, "height": 760}, accept_downloads=True)
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -106,7 +105,9 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         page.set_input_files("#file", str(photo_path))
         page.wait_for_function(IDLE, arg=1)
         assert page.locator("#gray").is_visible() and page.locator("#result").is_visible()
-        assert page.eval_on_selector("#gray", "i => [i.naturalWidth, i.naturalHeight]") == [width, height]
+        shown_h, shown_w = preview_size(page.evaluate("() => state.display"), (height, width))
+        assert page.eval_on_selector("#gray", "i => [i.naturalWidth, i.naturalHeight]") == [shown_w, shown_h]
+        assert page.eval_on_selector("#result", "c => [c.width, c.height]") == [shown_w, shown_h]
         before = page.evaluate(RESULT_SUM)
 
         box = page.locator("#gray").bounding_box()
@@ -155,7 +156,10 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         with Image.open(download.value.path()) as result:
             assert result.format == "PNG" and result.size == (width, height)
             shown = np.asarray(result.convert("RGB"))
-        assert shown.std() > 0
+        model = models[page.evaluate("() => document.getElementById('model').value")]
+        placed = parse_user_hints(page.evaluate("() => state.hints"), "the page's hints")
+        expected = colorize(model, load_image(photo_path), placed)["rgb"]  # what adacolor colorize writes
+        np.testing.assert_array_equal(shown, (expected * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
 
         with page.expect_download() as saved:
             page.click("#save-hints")
@@ -167,6 +171,26 @@ def test_the_page_end_to_end(browser, tmp_path: Path) -> None:
         page.set_input_files("#hints-file", saved.value.path())
         page.wait_for_function("() => document.querySelectorAll('.marker').length === 3")
         page.wait_for_function("() => !state.inFlight")
+
+        # a photo larger than the page shows it: each click comes back at the displayed size
+        large_path = tmp_path / "chelsea-large.png"
+        with Image.open(photo_path) as small:
+            small.resize((4 * width, 4 * height), Image.Resampling.BICUBIC).save(large_path)
+        opened = int(page.get_attribute("#result", "data-generation"))
+        page.set_input_files("#file", str(large_path))
+        page.wait_for_function(IDLE, arg=opened + 1)
+        assert page.evaluate("() => [state.photo.width, state.photo.height]") == [4 * width, 4 * height]
+        display = page.evaluate("() => state.display")
+        assert display[0] < 4 * width and display[1] < 4 * height
+        assert page.eval_on_selector("#gray", "i => [i.naturalWidth, i.naturalHeight]") == display
+        box = page.locator("#gray").bounding_box()
+        generation = int(page.get_attribute("#result", "data-generation"))
+        page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + 0.6 * box["height"])
+        page.wait_for_function(IDLE, arg=generation + 1)
+        drawn = page.evaluate("() => state.timings[state.timings.length - 1]")
+        assert [drawn["width"], drawn["height"]] == display
+        assert page.eval_on_selector("#result", "c => [c.width, c.height]") == display
+        assert drawn["hints"] == 1 and drawn["ms"] > 0 and drawn["bytes"] < 3 * display[0] * display[1]
         page.close()
     assert not problems, problems
     assert screenshot.is_file() and with_map.is_file()

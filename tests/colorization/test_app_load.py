@@ -1,4 +1,5 @@
-"""A bounded load test: 8 concurrent clients x 20 edits against a real uvicorn server."""
+"""Bounded load tests: 8 concurrent clients x 20 edits against a real uvicorn server, and 8 clients
+editing their own 4000x3000 photos against the server in its own process, whose memory is bounded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from adacolor.app.browser_bench import LARGE, load_test, photo_jpeg, rss_bound_mb, server_process
 from adacolor.app.serve import background
 from adacolor.app.server import create_app
 from adacolor.model import create_colorizer
@@ -78,6 +80,25 @@ def test_eight_clients_editing_at_once_get_their_own_results_without_error() -> 
                 np.testing.assert_array_equal(_pixels(again.content), result["last"])
             assert http.get("/api/models").status_code == 200
     assert len({r["id"] for r in results}) == CLIENTS
+
+
+@pytest.mark.slow
+def test_eight_clients_on_large_photos_stay_within_the_memory_the_photos_need() -> None:
+    """8 clients each upload their own 4000x3000 photo and click 3 times at once, one downloads the
+    full-resolution PNG: every answer is right (a preview at the size asked, the full photo for the
+    download), and the server's peak resident memory is under ``rss_bound_mb``: its models, 36 MB
+    of pixels and a display-sized lightness per photo, and the transients of the few previews,
+    decodes and downloads it runs at once. Before, each click made full-size float copies of its
+    photo (144 MB each for the input, the result and its grey), so memory grew with the clients."""
+    photo = photo_jpeg(LARGE)
+    with server_process(["adacolvit-t", "icolorit-t"], image_size=64, threads=2) as info:
+        report = load_test(info["url"], info["pid"], photo, clients=CLIENTS, clicks=3, downloads=1)
+    assert report["errors"] == [] and report["distinct_photos"] == CLIENTS
+    assert report["requests"] == CLIENTS * 3 + 1
+    assert report["peak_rss_mb"] <= report["rss_bound_mb"], report
+    # the bound grows by the photos alone: 8 more clients cost their pixels, not their clicks
+    more = rss_bound_mb(0.0, 2 * CLIENTS, LARGE, (960, 720)) - rss_bound_mb(0.0, CLIENTS, LARGE, (960, 720))
+    assert more < CLIENTS * 4 * LARGE[0] * LARGE[1] / 2 ** 20
 
 
 def test_served_connections_send_without_waiting_for_acks() -> None:

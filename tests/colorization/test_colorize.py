@@ -14,7 +14,8 @@ from PIL import Image
 from adacolor import colorize as colorize_module
 from adacolor.color import lab_merge, lab_split
 from adacolor.colorize import (AB_LIMIT, HINT_KEYS, HINT_SIZE_RANGE, UserHint, colorize, colorize_file,
-                               load_image, parse_user_hints, save_image)
+                               hints_at_size, load_image, parse_user_hints, photo_lightness, predict,
+                               render_photo, render_prediction, render_user_hints, resize_photo, save_image)
 from adacolor.model import colorizer_state, create_colorizer
 from adacolor.upsample import upsample_coefficients
 
@@ -134,6 +135,81 @@ def test_colorize_file_writes_what_colorize_computes(tmp_path: Path, small_bands
     save_image(expected["rgb"], tmp_path / "expected.png")
     assert np.array_equal(written, np.asarray(Image.open(tmp_path / "expected.png")))
     assert paths["figure"].read_bytes().startswith(b"%PDF")
+
+
+# -- a prediction kept and rendered at any size ---------------------------------------------------
+
+def _photo_pixels(height: int, width: int, seed: int) -> torch.Tensor:
+    """(3, H, W) uint8: smooth colour, a little noise and a sharp lightness edge down the middle,
+    held channels-last as the app holds photos."""
+    generator = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    smooth = torch.stack([50 + 30 * torch.sin(xx / 9), 60 + 25 * torch.cos(yy / 7),
+                          45 + 20 * torch.sin((xx + yy) / 13)])
+    pixels = smooth + torch.rand(3, height, width, generator=generator) * 6
+    pixels[:, :, width // 2:] += 120
+    return pixels.round().to(torch.uint8).permute(1, 2, 0).contiguous().permute(2, 0, 1)
+
+
+def test_hints_at_the_models_size_are_drawn_where_the_photos_are() -> None:
+    hints = [UserHint(0.0, 0.0, 2), UserHint(60.99, 44.5, 7, (10.0, 20.0)), UserHint(30.5, 21.3, 3),
+             UserHint(61 * 5 / 24, 45 * 7 / 32, 4)]  # on the border of two model pixels at 32x24
+    for size in [(32, 24), (8, 8), (45, 61)]:
+        ab = torch.rand(1, 2, *size)
+        moved = hints_at_size(hints, (45, 61), size)
+        assert all(torch.equal(a, b) for a, b in zip(render_user_hints(hints, (45, 61), ab),
+                                                      render_user_hints(moved, size, ab)))
+    with pytest.raises(ValueError, match="outside the 61x45 image"):
+        hints_at_size([UserHint(61.0, 3.0)], (45, 61), (32, 32))
+
+
+@pytest.mark.parametrize("name", ["icolorit-t", "adacolvit-t"])
+def test_a_kept_prediction_is_the_one_colorize_makes(name: str, tmp_path: Path, small_bands: None) -> None:
+    """predict on the photo at the model's size is colorize's forward; rendered on the photo's own
+    lightness it is colorize's image, and render_photo writes what colorize_file writes."""
+    model = _tiny(name)
+    pixels = _photo_pixels(57, 83, seed=4)
+    hints = [UserHint(3.0, 50.0, 3, (40.0, -20.0)), UserHint(82.9, 0.5, 2), UserHint(41.5, 28.0, 5, (-30.0, 50.0))]
+    rgb = pixels.float() / 255.0
+    expected = colorize(model, rgb, hints)
+    small = resize_photo(pixels, model.image_size)
+    assert torch.equal(resize_photo(small, model.image_size), small)  # what the model sees, exactly
+    prediction = predict(model, small, (57, 83), hints)
+    assert prediction["gflops"] == expected["gflops"] and torch.equal(prediction["hint_mask"], expected["hint_mask"])
+    shown = render_prediction(prediction["coefficients"], photo_lightness(pixels, (57, 83)))
+    assert torch.equal(shown, expected["rgb"])
+    photo = save_image(rgb, tmp_path / "photo.png")
+    (tmp_path / "hints.json").write_text(json.dumps([{"x": h.x, "y": h.y, "size": h.size,
+                                                      **({"ab": list(h.ab)} if h.ab else {})} for h in hints]))
+    written = colorize_file(photo, model, tmp_path / "out.png", hint_file=tmp_path / "hints.json")["colorized"]
+    assert np.array_equal(render_photo(pixels, prediction["coefficients"]), np.asarray(Image.open(written)))
+    with pytest.raises(ValueError, match="the model's size"):
+        predict(model, rgb, (57, 83), hints)
+    with pytest.raises(ValueError, match="outside the 83x57 image"):
+        predict(model, small, (57, 83), [UserHint(83.0, 1.0)])
+
+
+def test_a_preview_is_the_full_result_at_the_displayed_size(small_bands: None) -> None:
+    """A photo whose colour changes where its lightness does (dark red | light blue), predicted
+    perfectly at the model's size: shown at a third of its size, the colour steps at the edge
+    there as it does in the photo (guided by the preview's own lightness), where bilinear
+    upsampling smears it; and the preview is the full-size result shrunk."""
+    pixels = torch.empty(3, 90, 120, dtype=torch.uint8)
+    pixels[:, :, :61] = torch.tensor([120, 40, 30], dtype=torch.uint8).view(3, 1, 1)
+    pixels[:, :, 61:] = torch.tensor([150, 200, 250], dtype=torch.uint8).view(3, 1, 1)
+    l_small, ab_small = lab_split(resize_photo(pixels, (32, 32))[None])
+    _, truth = lab_split(resize_photo(pixels, (30, 40))[None])
+    errors = {}
+    for method in ("guided", "bilinear"):
+        coefficients = upsample_coefficients(ab_small, l_small, method)
+        preview = render_prediction(coefficients, photo_lightness(pixels, (30, 40)))
+        assert preview.shape == (3, 30, 40)
+        errors[method] = (lab_split(preview[None])[1] - truth).abs().max()
+        full = render_prediction(coefficients, photo_lightness(pixels, (90, 120)))
+        shrunk = F.interpolate(full[None], size=(30, 40), mode="bilinear", antialias=True, align_corners=False)[0]
+        assert (preview - shrunk).abs().mean() < 0.005
+    assert errors["guided"] < 0.025 and errors["guided"] < errors["bilinear"] / 2, errors
 
 
 @pytest.mark.parametrize("out, message", [

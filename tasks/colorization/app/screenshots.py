@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["read_hint_file", "composite", "take_screenshots", "main"]
+__all__ = ["read_hint_file", "composite", "open_page", "take_screenshots", "main"]
 
 CHROMIUM = os.environ.get("ADAPRUNE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -159,6 +159,18 @@ def _click_hints(page: Any, hints: Sequence[dict[str, Any]]) -> None:
     page.keyboard.press("Escape")  # no selection outline in the screenshot
 
 
+def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    """The app's page at ``url`` in a new Playwright page of ``browser`` (``VIEWPORT``, actions
+    waiting up to ``TIMEOUT_MS``), and the list its page errors and console errors go to."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(TIMEOUT_MS)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+    page.goto(url)
+    return page, problems
+
+
 def take_screenshots(models: Sequence[str], photo: str, hints: Sequence[dict[str, Any]], out: Path,
                      chromium: str = CHROMIUM) -> dict[str, Any]:
     """Serves ``models``, clicks ``hints`` onto ``photo`` in Chromium once per model, writes the PNGs.
@@ -189,12 +201,7 @@ def take_screenshots(models: Sequence[str], photo: str, hints: Sequence[dict[str
         browser = playwright.chromium.launch(executable_path=shutil.which(chromium), args=CHROMIUM_ARGS)
         try:
             for name in served:
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(TIMEOUT_MS)
-                problems: list[str] = []
-                page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-                page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
-                page.goto(url)
+                page, problems = open_page(browser, url)
                 page.wait_for_function("() => document.getElementById('model').options.length > 0"
                                        " && document.getElementById('sample').options.length > 1")
                 page.select_option("#model", name)

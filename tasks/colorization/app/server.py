@@ -1,8 +1,13 @@
-"""The app's HTTP API: a thin FastAPI layer over :func:`adacolor.colorize.colorize`.
+"""The app's HTTP API: a thin FastAPI layer over the functions of :mod:`adacolor.colorize`.
 
-A request becomes the same ``colorize`` call the ``adacolor colorize`` CLI makes; the server
-only decodes photos, keeps them in memory, and encodes PNGs. ``create_app`` builds the app over
-any mapping of colorizers::
+A click becomes the model's forward ``colorize`` makes (:func:`~adacolor.colorize.predict`, at
+the model's size) shown at the size the page displays (:func:`~adacolor.colorize.render_prediction`
+on the photo's lightness at that size: the same edge-aware upsampling, so colour follows the
+edges there too); only a download renders full resolution, the image ``adacolor colorize``
+writes (:func:`~adacolor.colorize.render_photo`). The photo's full-resolution pixels stay on the
+server, with what each click reuses (the photo at the model's size, its lightness at the
+displayed size); the server only decodes photos, keeps them in memory, and encodes images.
+``create_app`` builds the app over any mapping of colorizers::
 
     app = create_app({"adacolvit-t": load_shipped("adacolvit-t")})
     uvicorn.run(app, host="127.0.0.1", port=8000)
@@ -13,13 +18,18 @@ may use the photo, and there is no way to list ids):
 - ``POST /api/images`` (multipart field ``image``) -> ``{"id", "width", "height"}``;
   400 not an image / truncated, 413 too many bytes or pixels.
 - ``POST /api/samples/{name}`` -> the same, for a bundled sample photo; ``GET /api/samples``.
-- ``POST /api/images/{id}/colorize`` with ``{"hints": [...], "model": NAME}`` (hints in the
-  ``adacolor colorize --hints`` format; ``model`` optional) -> PNG at the photo's size, headers
+- ``POST /api/images/{id}/colorize`` with ``{"hints": [...], "model": NAME, "display": [W, H],
+  "format": "png" | "jpeg"}`` (hints in the ``adacolor colorize --hints`` format; the rest
+  optional) -> the preview at the displayed size (``display``, clamped to the photo's size and
+  ``MAX_PREVIEW_SIDE`` on the long side; default the photo's size so clamped), headers
   ``X-Adaprune-Latency-Ms``, ``X-Adaprune-GFLOPs``, ``X-Adaprune-Model``; 404 unknown id,
-  422 bad hints or unknown model.
-- ``GET /api/images/{id}/gray`` -> the photo's lightness as PNG (what the model sees).
-- ``GET /api/images/{id}/compute-map`` -> PNG of the last colorization's per-patch compute
-  (:mod:`adacolor.compute_map`; ``?scale=relative`` spans the map's own range);
+  422 bad hints, unknown model, bad display size or format.
+- ``POST /api/images/{id}/download`` with ``{"hints": [...], "model": NAME}`` -> the PNG at the
+  photo's full size, pixel for pixel what ``adacolor colorize`` writes for these hints.
+- ``GET /api/images/{id}/gray?display=W,H`` -> the photo's lightness as PNG (what the model
+  sees), at the preview's size.
+- ``GET /api/images/{id}/compute-map?display=W,H`` -> PNG of the last colorization's per-patch
+  compute (:mod:`adacolor.compute_map`; ``&scale=relative`` spans the map's own range);
   ``.../compute-map.json`` -> the grid and per-block skips.
 - ``DELETE /api/images/{id}``; ``GET /api/models`` (and the hint sizes accepted); ``GET /`` the page.
 """
@@ -34,7 +44,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Optional
 
@@ -48,11 +58,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from torch import nn
 
-from adacolor.colorize import HINT_SIZE_RANGE, UserHint, colorize, parse_user_hints
+from adacolor.colorize import (HINT_SIZE_RANGE, UserHint, hints_at_size, parse_user_hints, photo_lightness, predict,
+                               render_photo, render_prediction, resize_photo)
 from adacolor.compute_map import ComputeMap, model_compute_map, render_compute_map
 from adacolor.data import load_rgb
 
-__all__ = ["ApiError", "PhotoStore", "create_app", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_IMAGES"]
+__all__ = ["ApiError", "PhotoStore", "create_app", "preview_size", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
+           "DEFAULT_MAX_IMAGES", "MAX_PREVIEW_SIDE", "PREVIEW_FORMATS", "FULL_SIZE_SLOTS",
+           "PREVIEW_SLOTS"]
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024   # an upload's size: a 24-MP JPEG is 5-15 MB
 DEFAULT_MAX_PIXELS = 24_000_000        # decoded width x height (72 MB as 8-bit RGB)
@@ -61,6 +74,19 @@ MAX_HINTS = 1000                       # per request
 _MAX_JSON_BYTES = 1024 * 1024          # a colorize request's body
 _MULTIPART_SLACK = 64 * 1024           # multipart headers and boundaries around the image's bytes
 _STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+MAX_PREVIEW_SIDE = 2048                # a preview's long side at most (a 4K screen's panel), in pixels
+_MAX_DISPLAY = 1 << 16                 # a display size asked may be up to this per side (then clamped)
+PREVIEW_FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
+_JPEG_QUALITY = 95                     # the page's previews: ~1 ms to encode where PNG takes ~30 ms
+# Photos decoded, and full-size images rendered, at once. A decode holds the file decoded and
+# two copies of it for a moment (about 10 bytes a pixel), a download the float temporaries of a
+# band of rows, the 8-bit result, PIL's copy of it and the PNG (about 20 bytes a pixel: 224 MB
+# for 12 megapixels), so memory stays bounded however many clients upload or download together;
+# more would not be faster on a few cores anyway.
+FULL_SIZE_SLOTS = 2
+# Previews rendered at once: each holds a few float copies of the preview, and the first one of
+# a photo (or of a new display size) reads the whole photo, band by band (about 12 bytes a pixel).
+PREVIEW_SLOTS = 2
 
 
 class ApiError(Exception):
@@ -72,22 +98,54 @@ class ApiError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class _View:
+    """A photo as the page shows it: at ``size`` (h, w), its lightness ``light`` (1, 1, h, w),
+    on which each click's prediction is rendered, and that lightness as a grey PNG."""
+
+    size: tuple[int, int]
+    light: torch.Tensor
+    gray_png: bytes
+
+
 @dataclass
 class _Photo:
-    """One photo in memory: ``pixels`` (H, W, 3) uint8 RGB, and what was derived from it."""
+    """One photo in memory: ``pixels`` (H, W, 3) uint8 RGB, and what was derived from it.
+
+    Clicks reuse ``small`` (the photo at each model's size, what the model sees) and ``view``
+    (the lightness at the last size shown), so no click reads the full-size pixels.
+    """
 
     pixels: np.ndarray
-    gray_png: Optional[bytes] = None
     compute: Optional[tuple[str, ComputeMap]] = None  # (model, map) of the last colorization
+    small: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    view: Optional[_View] = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # fills the two above
 
     @property
     def size(self) -> tuple[int, int]:
         """(height, width)."""
         return int(self.pixels.shape[0]), int(self.pixels.shape[1])
 
-    def rgb(self) -> torch.Tensor:
-        """(3, H, W) float in [0, 1], as ``adacolor.colorize.load_image`` gives."""
-        return torch.from_numpy(self.pixels).permute(2, 0, 1).float().div_(255.0)
+    def chw(self) -> torch.Tensor:
+        """(3, H, W) uint8: a view of the pixels, no copy."""
+        return torch.from_numpy(self.pixels).permute(2, 0, 1)
+
+    def at_model_size(self, size: tuple[int, int]) -> torch.Tensor:
+        """(3, h, w) the photo at a model's input size (computed once per size)."""
+        with self.lock:
+            if size not in self.small:
+                self.small[size] = resize_photo(self.chw(), size)
+            return self.small[size]
+
+    def shown_at(self, size: tuple[int, int]) -> _View:
+        """The photo at a preview size (h, w); only the last size asked is kept."""
+        with self.lock:
+            if self.view is None or self.view.size != size:
+                light = photo_lightness(self.chw(), size)
+                grey = render_prediction(torch.zeros(1, 4, 1, 1), light)  # no colour: the lightness alone
+                self.view = _View(size, light, _png(_to_pixels(grey)))
+            return self.view
 
 
 class PhotoStore:
@@ -139,9 +197,55 @@ class PhotoStore:
 
 def _png(pixels: np.ndarray) -> bytes:
     """(H, W, 3) uint8 -> PNG bytes (fast compression: the page wants it now, not small)."""
+    return _encode(pixels, "png")
+
+
+def _encode(pixels: np.ndarray, kind: str) -> bytes:
+    """(H, W, 3) uint8 -> ``png`` (lossless, fast compression) or ``jpeg`` (quality 95, colour
+    kept at full resolution: no chroma subsampling, so colour edges stay where they were)."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    if kind == "jpeg":
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=_JPEG_QUALITY, subsampling=0)
+    else:
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+_DISPLAY_RULE = (f"two whole numbers of pixels, each 1 to {_MAX_DISPLAY}; the preview is that size, scaled "
+                 f"down (aspect kept) to fit the photo's own size and {MAX_PREVIEW_SIDE} px on the long side")
+
+
+def _display_pair(value: Any, query: bool = False) -> tuple[int, int]:
+    """(width, height) of a request's display size: ``[W, H]`` in JSON, ``"W,H"`` in a query
+    (``query``); ApiError 422 saying what is accepted."""
+    if query:
+        pair: Any = [int(p) if p.strip().isdigit() else p for p in str(value).split(",")]
+        where = "display=W,H (e.g. display=640,480)"
+    else:
+        pair, where = value, '"display": [W, H] (e.g. [640, 480])'
+    if not (isinstance(pair, list) and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_DISPLAY for v in pair)):
+        raise ApiError(422, f"bad display size {value!r}: give {where}, {_DISPLAY_RULE}")
+    return int(pair[0]), int(pair[1])
+
+
+def preview_size(display: Optional[tuple[int, int]], photo_hw: tuple[int, int],
+                 max_side: int = MAX_PREVIEW_SIDE) -> tuple[int, int]:
+    """(h, w) of a preview: the displayed size asked, scaled down with its aspect kept so that it
+    is no larger than the photo and than ``max_side`` on its long side.
+
+    Args:
+        display: (width, height) asked, or None: the photo's own size.
+        photo_hw: (H, W) of the photo.
+        max_side: the longest side a preview may have.
+    """
+    height, width = photo_hw
+    asked_w, asked_h = (width, height) if display is None else display
+    scale = min(1.0, width / asked_w, height / asked_h, max_side / max(asked_w, asked_h))
+    if scale >= 1.0:
+        return asked_h, asked_w
+    return (max(1, min(height, max_side, round(asked_h * scale))),
+            max(1, min(width, max_side, round(asked_w * scale))))
 
 
 def _to_pixels(rgb: torch.Tensor) -> np.ndarray:
@@ -203,11 +307,13 @@ def _decode(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
     except Exception as error:  # PIL raises OSError, and ValueError / SyntaxError for corrupt files
         raise ApiError(400, f"the image is truncated or corrupt and cannot be decoded ({error}); "
                             f"send the complete file") from None
-    return np.array(image, dtype=np.uint8, copy=True)
+    pixels = np.array(image, dtype=np.uint8, copy=True)
+    image.close()
+    return pixels
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
-    """The colorize request: ``{"hints": [...], "model": optional name}``."""
+def _json_body(body: bytes, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A request's JSON object, ``{"hints": [...], ...}`` with only ``keys`` in it."""
     if not body.strip():
         return {"hints": []}
     try:
@@ -215,12 +321,13 @@ def _json_body(body: bytes) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, f"the body is not JSON ({error}); send {{\"hints\": [...]}} with "
                             f"Content-Type application/json") from None
+    optional = ", ".join(repr(k) for k in keys if k != "hints")
     if not isinstance(data, dict):
-        raise ApiError(422, 'the body must be a JSON object {"hints": [...], "model": optional name}; '
+        raise ApiError(422, f'the body must be a JSON object {{"hints": [...]}} (optionally {optional}); '
                             f"got {type(data).__name__}")
-    unknown = sorted(set(data) - {"hints", "model"})
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ApiError(422, f"unknown keys {unknown}; a colorize request has 'hints' and optionally 'model'")
+        raise ApiError(422, f"unknown keys {unknown}; a {what} request has 'hints' and optionally {optional}")
     return data
 
 
@@ -246,6 +353,8 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
     for model in served.values():
         model.eval()
     locks = {name: threading.Lock() for name in served}
+    full_size = threading.BoundedSemaphore(FULL_SIZE_SLOTS)  # decodes and full-size renders at once
+    previews = threading.BoundedSemaphore(PREVIEW_SLOTS)      # previews (and views of a photo) rendered at once
     default = next(iter(served))
     photos = PhotoStore(max_images)
     static = resources.files("adacolor.app") / "static"
@@ -285,16 +394,22 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
         return JSONResponse({"error": f"internal error ({type(error).__name__}: {error}); the server is still "
                                       f"running"}, status_code=500)
 
-    def run_model(name: str, photo: _Photo, hints: list[UserHint]) -> tuple[dict[str, Any], ComputeMap]:
-        """``colorize`` and the compute map of that same forward, under the model's lock (the
-        float copy of the photo is made inside it too, so waiting requests hold no big buffers)."""
-        model = served[name]
+    def run_model(name: str, photo: _Photo, hints: list[UserHint]) -> dict[str, Any]:
+        """The model's forward for the photo (``predict``, on the photo at the model's size) under
+        the model's lock, and the compute map of that same forward kept for the photo; resizing
+        the photo (once per model size) and rendering happen outside the lock."""
+        with previews:  # the first time, it reads the whole photo
+            small = photo.at_model_size(tuple(served[name].image_size))
         with locks[name]:
+            model = served[name]
+            if tuple(small.shape[-2:]) != tuple(model.image_size):  # replaced by one of another size
+                small = photo.at_model_size(tuple(model.image_size))
             try:
-                result = colorize(model, photo.rgb(), hints)
+                prediction = predict(model, small, photo.size, hints)
             except ValueError as error:  # hints outside the photo
                 raise ApiError(422, f"bad hints: {error}") from None
-            return result, model_compute_map(model)
+            photo.compute = (name, model_compute_map(model))
+            return prediction
 
     def model_name(value: Any) -> str:
         if value is None:
@@ -303,26 +418,26 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
             raise ApiError(422, f"unknown model {value!r}; this server serves {sorted(served)}")
         return value
 
-    def parse_hints(value: Any) -> list[UserHint]:
+    def parse_hints(value: Any, photo: _Photo) -> list[UserHint]:
+        """The hints of a request, checked against the photo before any model is waited for."""
         if not isinstance(value, list):
             raise ApiError(422, 'bad hints: "hints" must be a list of {"x", "y", "size", "rgb"} objects')
         if len(value) > MAX_HINTS:
             raise ApiError(422, f"bad hints: {len(value)} hints; at most {MAX_HINTS} per request")
         try:
-            return parse_user_hints(value, "request")
+            hints = parse_user_hints(value, "request")
+            hints_at_size(hints, photo.size, photo.size)  # raises for a hint outside the photo
         except (ValueError, TypeError) as error:
             raise ApiError(422, f"bad hints: {error}") from None
+        return hints
 
-    def colorize_photo(photo: _Photo, name: str, hints: list[UserHint]) -> dict[str, Any]:
-        result, where = run_model(name, photo, hints)
-        photo.compute = (name, where)
-        if photo.gray_png is None:
-            photo.gray_png = _png(_to_pixels(result["gray"]))
-        return result
+    def display_of(value: Any, photo: _Photo, query: bool = False) -> tuple[int, int]:
+        """(h, w) of the preview for a request's display size (None: the photo's own, clamped)."""
+        return preview_size(None if value is None else _display_pair(value, query), photo.size)
 
     def last_compute(photo: _Photo) -> tuple[str, ComputeMap]:
         if photo.compute is None:
-            colorize_photo(photo, default, [])
+            run_model(default, photo, [])
         return photo.compute
 
     async def read_body(request: Request, limit: int, what: str) -> bytes:
@@ -368,9 +483,12 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
         """Stores an uploaded photo (multipart field ``image``) and returns its id and size."""
         body = await read_body(request, max_bytes + _MULTIPART_SLACK, "upload")
         content_type = request.headers.get("content-type", "")
-        pixels = await run_in_threadpool(
-            lambda: _decode(_image_part(body, content_type, max_bytes), max_bytes, max_pixels))
-        return add_photo(pixels)
+
+        def decode() -> np.ndarray:
+            with full_size:
+                return _decode(_image_part(body, content_type, max_bytes), max_bytes, max_pixels)
+
+        return add_photo(await run_in_threadpool(decode))
 
     @app.get("/api/samples")
     async def list_samples() -> dict[str, Any]:
@@ -395,44 +513,83 @@ def create_app(models: Mapping[str, nn.Module], max_bytes: int = DEFAULT_MAX_BYT
                     samples[name] = _to_pixels(photos_[i]["rgb"])
             return samples
 
+    def result_headers(start: float, prediction: dict[str, Any], name: str) -> dict[str, str]:
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        return {"X-Adaprune-Latency-Ms": f"{latency_ms:.2f}", "X-Adaprune-GFLOPs": f"{float(prediction['gflops']):.4f}",
+                "X-Adaprune-Model": name, "Cache-Control": "no-store"}
+
     @app.post("/api/images/{photo_id}/colorize")
     async def colorize_endpoint(photo_id: str, request: Request) -> Response:
-        """The colorized photo as PNG at its own size, for the hints of the JSON body."""
+        """The colorized photo at the displayed size, for the hints of the JSON body: the model at
+        its size, its colour rendered on the photo's lightness at the preview's size."""
         start = time.perf_counter()
         photo = photos.get(photo_id)
-        data = _json_body(await read_body(request, _MAX_JSON_BYTES, "request body"))
+        data = _json_body(await read_body(request, _MAX_JSON_BYTES, "request body"),
+                          ("hints", "model", "display", "format"), "colorize")
         name = model_name(data.get("model"))
-        hints = parse_hints(data.get("hints", []))
+        hints = parse_hints(data.get("hints", []), photo)
+        size = display_of(data.get("display"), photo)
+        kind = data.get("format", "png")
+        if kind not in PREVIEW_FORMATS:
+            raise ApiError(422, f"bad format {kind!r}: \"format\" is 'png' (lossless, the default) or 'jpeg' "
+                                f"(quality {_JPEG_QUALITY}, no chroma subsampling: faster to encode and decode)")
 
-        def work() -> tuple[bytes, float]:
-            result = colorize_photo(photo, name, hints)
-            return _png(_to_pixels(result["rgb"])), float(result["gflops"])
+        def work() -> tuple[bytes, dict[str, Any]]:
+            prediction = run_model(name, photo, hints)
+            with previews:
+                shown = photo.shown_at(size)
+                pixels = _to_pixels(render_prediction(prediction["coefficients"], shown.light))
+            return _encode(pixels, kind), prediction
 
-        png, gflops = await run_in_threadpool(work)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        return Response(png, media_type="image/png", headers={
-            "X-Adaprune-Latency-Ms": f"{latency_ms:.2f}", "X-Adaprune-GFLOPs": f"{gflops:.4f}",
-            "X-Adaprune-Model": name, "Cache-Control": "no-store"})
+        image, prediction = await run_in_threadpool(work)
+        return Response(image, media_type=PREVIEW_FORMATS[kind], headers=result_headers(start, prediction, name))
+
+    @app.post("/api/images/{photo_id}/download")
+    async def download(photo_id: str, request: Request) -> Response:
+        """The colorized photo at its full size as PNG, for the hints of the JSON body: pixel for
+        pixel what ``adacolor colorize --hints`` writes for the same photo, hints and model."""
+        start = time.perf_counter()
+        photo = photos.get(photo_id)
+        data = _json_body(await read_body(request, _MAX_JSON_BYTES, "request body"), ("hints", "model"), "download")
+        name = model_name(data.get("model"))
+        hints = parse_hints(data.get("hints", []), photo)
+
+        def work() -> tuple[bytes, dict[str, Any]]:
+            prediction = run_model(name, photo, hints)
+            with full_size:
+                return _png(render_photo(photo.chw(), prediction["coefficients"])), prediction
+
+        png, prediction = await run_in_threadpool(work)
+        headers = result_headers(start, prediction, name)
+        headers["Content-Disposition"] = 'attachment; filename="colorized.png"'
+        return Response(png, media_type="image/png", headers=headers)
 
     @app.get("/api/images/{photo_id}/gray")
-    async def gray(photo_id: str) -> Response:
-        """The photo's lightness (the grey input the model colorizes) as PNG."""
+    async def gray(photo_id: str, display: Optional[str] = None) -> Response:
+        """The photo's lightness (the grey input the model colorizes) as PNG, at the preview's
+        size for ``display=W,H`` (default: the photo's size, clamped)."""
         photo = photos.get(photo_id)
-        if photo.gray_png is None:
-            await run_in_threadpool(colorize_photo, photo, default, [])
-        return Response(photo.gray_png, media_type="image/png", headers={"Cache-Control": "no-store"})
+        size = display_of(display, photo, query=True)
+        def work() -> _View:
+            with previews:
+                return photo.shown_at(size)
+
+        view = await run_in_threadpool(work)
+        return Response(view.gray_png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/images/{photo_id}/compute-map")
-    async def compute_map_png(photo_id: str, scale: str = "absolute") -> Response:
+    async def compute_map_png(photo_id: str, scale: str = "absolute", display: Optional[str] = None) -> Response:
         """Per patch, the fraction of sub-layers at full width in the last colorization of this
-        photo (no hints on the default model if none yet), as a magma PNG at the photo's size:
-        ``scale=absolute`` draws 0 to 1, ``scale=relative`` the map's own minimum to maximum."""
+        photo (no hints on the default model if none yet), as a magma PNG at the preview's size
+        (``display=W,H``, as for the grey photo): ``scale=absolute`` draws 0 to 1,
+        ``scale=relative`` the map's own minimum to maximum."""
         if scale not in ("absolute", "relative"):
             raise ApiError(422, f"scale must be 'absolute' (0 to 1) or 'relative' (the map's own range), got {scale!r}")
         photo = photos.get(photo_id)
+        size = display_of(display, photo, query=True)
         name, where = await run_in_threadpool(last_compute, photo)
         ends = (0.0, 1.0) if scale == "absolute" else (float(where.full_width.min()), float(where.full_width.max()))
-        png = await run_in_threadpool(lambda: _png(render_compute_map(where, photo.size, ends)))
+        png = await run_in_threadpool(lambda: _png(render_compute_map(where, size, ends)))
         return Response(png, media_type="image/png", headers={"X-Adaprune-Model": name, "Cache-Control": "no-store"})
 
     @app.get("/api/images/{photo_id}/compute-map.json")

@@ -1,5 +1,7 @@
 // adaprune colorization app: the page over the server's API (server.py). No model or colour
-// maths here: the server colorizes; the page places hints, shows PNGs and reads pixels back.
+// maths here: the server colorizes; the page places hints, shows images and reads pixels back.
+// Per click the server answers a preview at the size the page shows (state.display), drawn
+// into the result canvas; the full-resolution PNG is made only for Download.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -13,10 +15,14 @@ const state = {
   recent: [],           // "#rrggbb", most recent first
   models: [],
   modelSize: [224, 224],
-  resultUrl: null,
+  display: null,        // [w, h] device pixels the photo is shown at: the size of the previews asked
+  grayDisplay: null,    // the display size the grey photo was fetched at
   inFlight: false,
   again: false,
   generation: 0,        // results shown so far (tests and the status line read it)
+  editedAt: null,       // performance.now() of the oldest edit not yet sent
+  timings: [],          // per result drawn: {ms: edit -> drawn, server_ms, round_trip_ms, bytes, width, height, hints}
+  downloading: false,
   suggestion: null,     // "#rrggbb": the model's colour at the selected hint when it was placed
   drag: null,
   colourEdit: false,    // a colour-picker session already pushed its undo step
@@ -121,35 +127,65 @@ async function showPhoto(photo, name) {
   state.selected = -1;
   state.suggestion = null;
   // nothing of the previous photo stays on screen
-  $("result").removeAttribute("src");
+  const canvas = $("result");
+  canvas.width = 0;
+  canvas.height = 0;
   $("map").hidden = true;
   $("stats").textContent = "";
-  $("download").classList.add("disabled");
-  $("download").removeAttribute("href");
-  const gray = await (await api(`/api/images/${photo.id}/gray`)).blob();
-  await setImage($("gray"), URL.createObjectURL(gray));
+  $("download").disabled = true;
   $("empty").hidden = true;
   $("input-panel").hidden = false;
   $("result-panel").hidden = false;
-  $("download").download = `${name}-colorized.png`;
   layout();
+  await loadGray();
   renderHints();
+  $("download").disabled = false;
   say(`${name}: ${photo.width}×${photo.height} px. Click on the grey photo to add a hint.`);
   await refresh();
 }
 
+// the grey photo at the size it is shown (the server keeps the full-resolution pixels)
+async function loadGray() {
+  const display = state.display;
+  const gray = await (await api(`/api/images/${state.photo.id}/gray?display=${display.join(",")}`)).blob();
+  await setImage($("gray"), URL.createObjectURL(gray));
+  state.grayDisplay = display;
+}
+
 // fit the photo into its panel and the window, the same size on both sides (hint markers and
-// the compute map are laid out in percent of it, so they follow)
+// the compute map are laid out in percent of it, so they follow); the previews asked are that
+// size in device pixels (the server makes them no larger than the photo)
 function layout() {
   if (!state.photo) return;
   const panel = $("input-panel");
   const top = $("input-frame").getBoundingClientRect().top + window.scrollY;
   const room = Math.max(200, window.innerHeight - top - $("status").offsetHeight - 16);
   const scale = Math.min(panel.clientWidth / state.photo.width, room / state.photo.height);
-  for (const img of [$("gray"), $("result")]) {
-    img.style.width = `${Math.floor(state.photo.width * scale)}px`;
-    img.style.height = `${Math.floor(state.photo.height * scale)}px`;
+  const width = Math.max(1, Math.floor(state.photo.width * scale));
+  const height = Math.max(1, Math.floor(state.photo.height * scale));
+  for (const element of [$("gray"), $("result")]) {
+    element.style.width = `${width}px`;
+    element.style.height = `${height}px`;
   }
+  const ratio = window.devicePixelRatio || 1;
+  state.display = [Math.max(1, Math.round(width * ratio)), Math.max(1, Math.round(height * ratio))];
+}
+
+// after a resize, the grey photo and the result again at the new size (once the window settles)
+let relayout = null;
+function resized() {
+  if (!state.photo) return;
+  layout();
+  clearTimeout(relayout);
+  relayout = setTimeout(async () => {
+    if (!state.photo || String(state.display) === String(state.grayDisplay)) return;
+    try {
+      await loadGray();
+      await refresh();
+    } catch (error) {
+      say(`could not redraw at the new size: ${error.message}`, true);
+    }
+  }, 250);
 }
 
 function setImage(img, url) {
@@ -166,14 +202,18 @@ function setImage(img, url) {
 
 async function refresh() {
   if (!state.photo) return;
+  if (state.editedAt === null) state.editedAt = performance.now();
   if (state.inFlight) { state.again = true; return; }  // coalesce: only the newest edit is sent next
   state.inFlight = true;
   $("busy").hidden = false;
   try {
     do {
       state.again = false;
+      const since = state.editedAt ?? performance.now();
+      state.editedAt = null;
       const started = performance.now();
-      const body = JSON.stringify({ hints: state.hints, model: $("model").value });
+      const count = state.hints.length;
+      const body = JSON.stringify({ hints: state.hints, model: $("model").value, display: state.display, format: "jpeg" });
       const response = await fetch(`/api/images/${state.photo.id}/colorize`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body });
       if (!response.ok) {
@@ -183,20 +223,20 @@ async function refresh() {
         break;
       }
       const blob = await response.blob();
-      if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-      state.resultUrl = URL.createObjectURL(blob);
-      await setImage($("result"), state.resultUrl);
+      const bitmap = await createImageBitmap(blob);
+      const [width, height] = [bitmap.width, bitmap.height];
+      draw(bitmap);
+      const drawn = performance.now();
       state.generation += 1;
       $("result").dataset.generation = String(state.generation);
       const latency = parseFloat(response.headers.get("X-Adaprune-Latency-Ms"));
       const gflops = parseFloat(response.headers.get("X-Adaprune-GFLOPs"));
-      const roundTrip = performance.now() - started;
+      const roundTrip = drawn - started;
+      state.timings.push({ ms: drawn - since, server_ms: latency, round_trip_ms: roundTrip, bytes: blob.size,
+                           width, height, hints: count });
+      if (state.timings.length > 1000) state.timings.shift();
       $("stats").innerHTML = `<b>${latency.toFixed(0)} ms</b> server · ${roundTrip.toFixed(0)} ms round trip · `
         + `<b>${gflops.toFixed(3)}</b> GFLOPs · ${response.headers.get("X-Adaprune-Model")}`;
-      const link = $("download");
-      link.href = state.resultUrl;
-      link.classList.remove("disabled");
-      link.removeAttribute("aria-disabled");
       if ($("show-map").checked) await refreshMap();
       say(`${state.hints.length} hint${state.hints.length === 1 ? "" : "s"} · result updated`);
     } while (state.again);
@@ -208,11 +248,22 @@ async function refresh() {
   }
 }
 
+// the result canvas takes the preview's own size; CSS shows it at the photo's displayed size
+function draw(bitmap) {
+  const canvas = $("result");
+  if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+  }
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+}
+
 async function refreshMap() {
   if (!state.photo) return;
   const id = state.photo.id;
   const [png, info] = await Promise.all([
-    api(`/api/images/${id}/compute-map?scale=relative`).then((r) => r.blob()),
+    api(`/api/images/${id}/compute-map?scale=relative&display=${state.display.join(",")}`).then((r) => r.blob()),
     api(`/api/images/${id}/compute-map.json`).then((r) => r.json()),
   ]);
   await setImage($("map"), URL.createObjectURL(png));
@@ -240,15 +291,41 @@ async function refreshMap() {
 // -- reading the model's colour back from the result -----------------------------------------
 
 function predictedAt(x, y) {
-  const img = $("result");
-  if (!img.complete || !img.naturalWidth) return null;
-  const canvas = predictedAt.canvas || (predictedAt.canvas = document.createElement("canvas"));
-  canvas.width = 1;
-  canvas.height = 1;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(img, Math.floor(x), Math.floor(y), 1, 1, 0, 0, 1, 1);
-  const [r, g, b] = context.getImageData(0, 0, 1, 1).data;
+  const canvas = $("result");
+  if (!state.generation || !canvas.width || !canvas.height) return null;
+  const column = Math.min(canvas.width - 1, Math.floor((x * canvas.width) / state.photo.width));
+  const row = Math.min(canvas.height - 1, Math.floor((y * canvas.height) / state.photo.height));
+  const [r, g, b] = canvas.getContext("2d").getImageData(column, row, 1, 1).data;
   return hex([r, g, b]);
+}
+
+// -- the full-resolution PNG, made on demand -------------------------------------------------
+
+async function download() {
+  if (!state.photo || state.downloading) return;
+  const { id, width, height } = state.photo;
+  state.downloading = true;
+  $("download").disabled = true;
+  say(`rendering the ${width}×${height} px PNG…`);
+  try {
+    const started = performance.now();
+    const body = JSON.stringify({ hints: state.hints, model: $("model").value });
+    const response = await api(`/api/images/${id}/download`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `${state.name || "photo"}-colorized.png`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    say(`saved ${link.download}: ${width}×${height} px, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } catch (error) {
+    say(`download failed: ${error.message}`, true);
+  } finally {
+    state.downloading = false;
+    $("download").disabled = !state.photo;
+  }
 }
 
 // -- hints -----------------------------------------------------------------------------------
@@ -282,6 +359,7 @@ function select(index) {
 
 function addHint(event) {
   if (!state.photo || state.drag) return;
+  if (state.editedAt === null) state.editedAt = event.timeStamp;  // the click, on performance.now()'s clock
   const [x, y] = photoPoint(event);
   state.suggestion = predictedAt(x, y);
   const rgb = rgbOf($("color").value);
@@ -476,7 +554,7 @@ function wire() {
   });
   $("save-hints").addEventListener("click", saveHints);
   $("hints-file").addEventListener("change", (e) => { if (e.target.files[0]) loadHints(e.target.files[0]); e.target.value = ""; });
-  $("download").addEventListener("click", (e) => { if (!state.resultUrl) e.preventDefault(); });
+  $("download").addEventListener("click", download);
 
   document.addEventListener("keydown", (e) => {
     if (e.target.matches("input[type=text], input[type=number], textarea")) return;  // typing, not editing hints
@@ -501,7 +579,7 @@ function wire() {
 
 wire();
 showSize();
-window.addEventListener("resize", layout);
+window.addEventListener("resize", resized);
 Promise.all([loadModels(), loadSamples()])
   .then(() => say("Open a photo, drop one on the page, or pick a sample."))
   .catch((error) => say(`the server did not answer: ${error.message}`, true));
