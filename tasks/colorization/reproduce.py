@@ -54,6 +54,7 @@ __all__ = [
     "to_do",
     "training_done",
     "run_suite",
+    "SuiteInterrupted",
     "resolved_overrides",
     "bench_runtimes",
     "scored_size",
@@ -1149,7 +1150,9 @@ def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
         from adacolor.config import make_config
         from adacolor.train import train
 
-        train(make_config(run.recipe, resolved_overrides(run, out)), train_dir(out, run.name), resume=True)
+        done = train(make_config(run.recipe, resolved_overrides(run, out)), train_dir(out, run.name), resume=True)
+        if done.get("interrupted"):
+            raise SuiteInterrupted(run.name, done["interrupted"], done["step"])
         return
     folder = eval_dir(out, run.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -1171,6 +1174,23 @@ def _execute(run: Run, out: Path, scale: Scale, lpips: Any) -> None:
     _write(folder / "result.json", result)
 
 
+class SuiteInterrupted(Exception):
+    """A training of the suite stopped by SIGINT or SIGTERM (its checkpoint kept): the suite ends
+    there instead of going on to the next run."""
+
+    def __init__(self, run: str, signal_name: str, step: int) -> None:
+        super().__init__(f"{run} stopped by {signal_name} at step {step}")
+        self.run, self.signal_name, self.step = run, signal_name, step
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
+        import signal
+
+        number = getattr(signal, self.signal_name, None) if self.signal_name.startswith("SIG") else None
+        return 128 + int(number if number is not None else signal.SIGTERM)
+
+
 def _say(text: str) -> None:
     print(f"[reproduce] {text}", file=sys.stderr, flush=True)
 
@@ -1182,7 +1202,8 @@ def _duration(minutes: float) -> str:
 def run_suite(scale: Scale, out: Union[str, Path], only: Optional[Sequence[str]] = None) -> dict[str, list[str]]:
     """Runs what is not done yet, in order, with one progress line per run.
 
-    A run that fails is reported and the suite goes on (runs that need it are then skipped). Each
+    A run that fails is reported and the suite goes on (runs that need it are then skipped); a
+    training stopped by SIGINT or SIGTERM ends the suite (``SuiteInterrupted``, its checkpoint kept). Each
     run is done under its lock ``DIR/locks/<run>.lock`` (``adacolor.runlock``): a run another
     suite on the same DIR is doing is skipped, not done twice.
 
@@ -1269,6 +1290,10 @@ def _step(run: Run, out: Path, scale: Scale, lpips: Any, holder: Optional[dict],
     start = time.perf_counter()
     try:
         _execute(run, out, scale, lpips)
+    except SuiteInterrupted as stop:
+        _say(f"{number} {what} {run.name}: stopped by {stop.signal_name} at step {stop.step}, its checkpoint "
+             f"kept; the suite ends here (run the same command again to go on)")
+        raise
     except Exception as error:  # one failed run must not end an 8-hour suite
         (out / "failed").mkdir(parents=True, exist_ok=True)
         (out / "failed" / f"{run.name}.txt").write_text(traceback.format_exc())
@@ -1467,8 +1492,8 @@ def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = Non
                   docs: Optional[Union[str, Path]] = None) -> dict[str, Path]:
     """Writes ``results.json`` (given, or read from ``out`` with its claims checked again),
     ``report.md`` and the figures in ``out``; with ``docs``, also the docs page there and a copy
-    of the evidence in ``<docs dir>/results/``, each run's result included (``adacolor.evidence``:
-    a later suite can ``--restore`` them).
+    of the evidence in the folder of its name (``docs/results/``), each run's result included
+    (``adacolor.evidence``: a later suite can ``--restore`` them).
 
     Figures whose data is not in ``out`` (fig7 and fig8 need the compute run's images) are
     kept as they are.
@@ -1492,7 +1517,7 @@ def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = Non
     written["report"] = out / "report.md"
     if docs is not None:
         docs = Path(docs)
-        evidence = docs.parent / "results"
+        evidence = evidence_folder(docs)
         if evidence.resolve() != out.resolve():
             (evidence / "figures").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out / "results.json", evidence / "results.json")
@@ -1504,7 +1529,7 @@ def write_outputs(out: Union[str, Path], results: Optional[dict[str, Any]] = Non
             for png in (out / "figures").glob("*.png"):
                 shutil.copyfile(png, evidence / "figures" / png.name)
             save_evidence(out, evidence, results["settings"])
-        docs.write_text(docs_page(results, present=_figures(evidence / "figures")))
+        docs.write_text(docs_page(results, present=_figures(evidence / "figures"), page=docs.name))
         written["docs"] = docs
     return written
 
@@ -1513,18 +1538,26 @@ def _figures(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
 
 
-def docs_page(results: dict[str, Any], present: Optional[set[str]] = None) -> str:
-    """The docs page ``docs/results.md``: the report, with the evidence in ``docs/results/``."""
+def docs_page(results: dict[str, Any], present: Optional[set[str]] = None, page: str = "results.md") -> str:
+    """The docs page ``docs/<page>`` (e.g. ``results.md``): the report, with the evidence in the
+    folder of the page's name beside it (``docs/results/``)."""
     from adacolor.report import build_report
 
+    folder = evidence_folder(Path(page)).name
     scale = results["settings"]["scale"]
     form = f" --form {results['settings']['form']}" if results["settings"].get("form") else ""
-    head = ("<!-- generated by `adacolor reproduce --report-only --out DIR --docs docs/results.md` from "
-            "docs/results/results.json; do not edit by hand -->\n\n")
+    head = (f"<!-- generated by `adacolor reproduce --report-only --out DIR --docs docs/{page}` from "
+            f"docs/{folder}/results.json; do not edit by hand -->\n\n")
     intro = (f"The paper's comparisons, regenerated by one command (`adacolor reproduce --scale {scale}{form} "
              f"--out DIR`) and checked claim by claim. The data behind this page: "
-             f"[results.json](results/results.json), [report.md](results/report.md).\n\n")
-    return head + build_report(results, figures="results/figures", present=present, intro=intro)
+             f"[results.json]({folder}/results.json), [report.md]({folder}/report.md).\n\n")
+    return head + build_report(results, figures=f"{folder}/figures", present=present, intro=intro)
+
+
+def evidence_folder(page: Path) -> Path:
+    """Where a docs page's evidence is kept: the folder of its name beside it
+    (``docs/results.md`` -> ``docs/results/``)."""
+    return page.parent / page.stem
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -1585,7 +1618,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild results.json (when DIR has runs), report.md and figures")
     parser.add_argument("--docs", default=None, metavar="PAGE",
-                        help="also write the docs page (e.g. docs/results.md) and copy the evidence beside it")
+                        help="also write the docs page (e.g. docs/results.md) and copy the evidence into the folder of its name beside it (docs/results/)")
 
 
 SUITE = "suite.json"   # in DIR: the scale and form of the suite it holds
@@ -1665,7 +1698,10 @@ def run(args: argparse.Namespace) -> int:
     status = {"failed": []}
     start = time.perf_counter()
     if not args.report_only:
-        status = run_suite(scale, out, args.only)
+        try:
+            status = run_suite(scale, out, args.only)
+        except SuiteInterrupted as stop:
+            return stop.exit_code
     written = write_outputs(out, collect(scale, out), args.docs)
     for kind, path in written.items():
         print(f"{kind}: {path}")

@@ -198,11 +198,12 @@ def test_paper_results_put_the_tables_under_our_runs():
     assert beats["paper"] == report.claim_beats_baselines([])["paper"]   # the paper's words, no partial check
 
 
-def test_the_committed_claims_carry_the_papers_cells_of_the_data():
-    """docs/results/results.json's claims are check_claims of its own numbers: its paper cells are
+@pytest.mark.parametrize("folder", ["results", "results-scratch"])
+def test_the_committed_claims_carry_the_papers_cells_of_the_data(folder):
+    """docs/<folder>/results.json's claims are check_claims of its own numbers: its paper cells are
     the data's as it is now (``adacolor reproduce --report-only`` checks them again)."""
-    data = ROOT / "docs" / "results" / "results.json"
+    data = ROOT / "docs" / folder / "results.json"
     if not data.is_file():
-        pytest.skip("no committed results")
+        pytest.skip(f"no committed docs/{folder}")
     results = json.loads(data.read_text())
     assert results["claims"] == report.check_claims(results)

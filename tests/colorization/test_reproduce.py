@@ -583,15 +583,26 @@ def test_budget_target_needs_both_the_spread_and_the_psnr():
     assert not report.meets_budget_target({"p90/p10": 2.0, "psnr@10": 25.94}, sample)
 
 
-def test_docs_page_is_generated_from_the_committed_results():
-    """docs/results.md is docs_page(docs/results/results.json): the page cannot drift from its data."""
-    data = DOCS / "results" / "results.json"
-    if not data.is_file():
-        pytest.skip("no committed results")
-    results = json.loads(data.read_text())
+RESULT_PAGES = ("results.md", "results-scratch.md")   # the suite's Results page and the from-scratch suite's
+
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_docs_page_is_generated_from_the_committed_results(page):
+    """docs/<page> is docs_page(docs/<its folder>/results.json): the page cannot drift from its data."""
+    folder = DOCS / Path(page).stem
+    if not (DOCS / page).is_file():
+        pytest.skip(f"no committed docs/{page}")
+    results = json.loads((folder / "results.json").read_text())
     assert set(KEYS) <= set(results)
-    present = {p.stem for p in (DOCS / "results" / "figures").glob("*.png")}
-    assert (DOCS / "results.md").read_text() == docs_page(results, present=present)
+    present = {p.stem for p in (folder / "figures").glob("*.png")}
+    assert (DOCS / page).read_text() == docs_page(results, present=present, page=page)
+
+
+def test_docs_page_links_its_own_evidence_folder(monkeypatch):
+    monkeypatch.setattr(report, "build_report", lambda results, figures, present, intro: f"{intro}FIGURES {figures}")
+    text = docs_page({"settings": {"scale": "tiny", "form": "finetune"}}, page="results-scratch.md")
+    assert "[results.json](results-scratch/results.json)" in text and "FIGURES results-scratch/figures" in text
+    assert "--docs docs/results-scratch.md" in text and "--form finetune" in text
 
 
 # -- the evidence: each run's result kept with the docs, restored into a fresh DIR --------------
@@ -733,13 +744,16 @@ def test_the_bench_runtimes_default_to_the_installed_ones_and_a_missing_one_is_o
         build_parser().parse_args(["reproduce", "--out", "x", "--runtimes", "torch,tensorrt"])
 
 
-def test_committed_evidence_restores_to_the_committed_results(tmp_path):
-    """docs/results/runs/ holds every result behind docs/results/results.json: restored into an
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_committed_evidence_restores_to_the_committed_results(tmp_path, page):
+    """docs/<folder>/runs/ holds every result behind docs/<folder>/results.json: restored into an
     empty DIR and collected again, they give the same tables, figures' data and claims."""
     from adacolor.evidence import restore
 
-    kept = DOCS / "results"
-    assert (kept / "runs" / "eval").is_dir(), "docs/results/runs/ (the kept evidence) is missing from the checkout"
+    kept = DOCS / Path(page).stem
+    if not (DOCS / page).is_file():
+        pytest.skip(f"no committed docs/{page}")
+    assert (kept / "runs" / "eval").is_dir(), f"{kept}/runs/ (the kept evidence) is missing from the checkout"
     committed = json.loads((kept / "results.json").read_text())
     form = committed["settings"].get("form", "scratch")   # results written before the forms: scratch
     scale = make_scale(committed["settings"]["scale"], form=form)
@@ -967,3 +981,29 @@ def test_gate_margins_count_switching_sublayers_and_the_closest_constant_one():
     assert report.gate_margins([[1.0, -1.0], [-1.0, 1.0]])["closest"] is None
     with pytest.raises(ValueError):
         report.gate_margins([])
+
+
+def test_a_training_stopped_by_a_signal_ends_the_suite(tmp_path, monkeypatch, capsys):
+    # SIGTERM (a session's end) or Ctrl-C stops the training at a checkpoint: the suite must end there,
+    # not count the training done and start the next one
+    import adacolor.reproduce as reproduce
+    import adacolor.train as train_module
+
+    started = []
+
+    def stopped_train(config, out, resume=False):
+        started.append(Path(out).name)
+        return {"step": 3, "out_dir": str(out), "stopped": True, "interrupted": "SIGTERM"}
+
+    monkeypatch.setattr(train_module, "train", stopped_train)
+    monkeypatch.setattr(reproduce, "_lpips", lambda: (None, None))
+    with pytest.raises(reproduce.SuiteInterrupted) as stop:
+        run_suite(make_scale("tiny"), tmp_path, ["train"])
+    assert started == [make_scale("tiny").trainings[0].name]
+    assert stop.value.exit_code == 143 and stop.value.step == 3
+    assert not (tmp_path / "failed").exists()   # not a failure: the run resumes from its checkpoint
+    code = reproduce.main(["--scale", "tiny", "--out", str(tmp_path), "--only", "train"])
+    assert code == 143 and len(started) == 2
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM at step 3" in err and "run the same command again" in err
+    assert "results.json" not in {p.name for p in tmp_path.iterdir()}
