@@ -654,6 +654,11 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                    f"`--restore`), with {len(restored['trainings'])} trainings whose checkpoints are not in DIR.\n")
     if s.get("failed"):
         out.append(f"- Failed runs (tracebacks in `DIR/failed/`): {', '.join(s['failed'])}.\n")
+    runs = s.get("runs")
+    if runs and runs["done"] < runs["total"]:
+        out.append(f"- **Unfinished**: {runs['done']} of the suite's {runs['total']} runs are done; what the others "
+                   f"would give reads `-` or is listed as missing under each table, and a claim without its "
+                   f"numbers reads \"not measured\". The same command goes on with the rest.\n")
 
     # Fig. 4
     fig4 = results["fig4"]

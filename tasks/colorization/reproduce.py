@@ -1438,6 +1438,8 @@ def collect(scale: Scale, out: Union[str, Path]) -> dict[str, Any]:
                                                                       if "restored_from" in r)},
         "failed": sorted(p.stem for p in (out / "failed").glob("*.txt")) if (out / "failed").is_dir() else [],
     }
+    results["settings"]["runs"] = {"done": len(results["settings"]["trained"]) + len(evaluated),
+                                   "total": len(plan(scale))}
     results["claims"] = check_claims(results)
     return {key: results[key] for key in ("fig4", "table1", "table2", "table3", "table4", "fig6", "fig7", "fig8",
                                           "claims", "settings")}

@@ -440,6 +440,12 @@ def test_report_from_hand_made_results():
     assert "Missing (not run yet, or failed): `swinir-t`" in text
     assert "![Fig. 4" in text and "`fig6.png` not made" in text
     assert "tiny (plumbing check" not in text
+    assert "**Unfinished**" not in text   # results written before the count: no line
+    partial = copy.deepcopy(results)
+    partial["settings"]["runs"] = {"done": 19, "total": 89}
+    assert "**Unfinished**: 19 of the suite's 89 runs are done" in report.build_report(partial)
+    partial["settings"]["runs"] = {"done": 89, "total": 89}
+    assert "**Unfinished**" not in report.build_report(partial)
     tiny = copy.deepcopy(results)
     tiny["settings"]["scale"] = "tiny"
     assert "tiny (plumbing check, not numbers)" in report.build_report(tiny)
@@ -760,8 +766,9 @@ def test_committed_evidence_restores_to_the_committed_results(tmp_path, page):
     restore(tmp_path, kept, scale.name, {r.name for r in plan(scale)}, form)
     again = collect(scale, tmp_path)
     assert {k: again[k] for k in KEYS if k != "settings"} == {k: committed[k] for k in KEYS if k != "settings"}
-    for key in ("trained", "placed", "trained_otherwise"):
-        assert again["settings"][key] == committed["settings"][key]
+    for key in ("trained", "placed", "trained_otherwise", "runs"):
+        if key in committed["settings"]:   # "runs": counted since the fine-tuned suite
+            assert again["settings"][key] == committed["settings"][key]
 
 
 # -- the tiny suite end to end -----------------------------------------------------------------
@@ -818,6 +825,7 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     # restoration models from scratch at 32 px and scored at 64, the ablations fine-tuned at 32 px
     settings = results["settings"]
     assert settings["form"] == "finetune" and settings["sizes"]["main"] == 64 and settings["sizes"]["ablations"] == 32
+    assert settings["runs"] == {"done": len(plan(make_scale("tiny"))), "total": len(plan(make_scale("tiny")))}
     how = {r["run"]: (r["form"], r["init"], r["trained_at"], r["scored_at"]) for r in results["fig4"]["rows"]}
     assert how == {"icolorit-t": ("finetune", "icolorit-t-lowres", 64, 64),
                    "adacolvit-t": ("finetune", "icolorit-t", 64, 64),
