@@ -187,7 +187,8 @@ def fig8(results: dict[str, Any], images: dict[str, Any], path: Path) -> Optiona
 def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
     """Per-image GFLOPs of each budget form, one panel per group (same betas and length): box
     from p10 to p90, whiskers to min and max, median line; PSNR@10 under each form's name. A
-    row whose result kept only p90 / p10 (older evidence) is named, without a box."""
+    row whose result kept only p90 / p10 (older evidence) is named, without a box. Each panel has its
+    own GFLOPs axis: groups may be trained at different sizes (the title says which)."""
     groups = [g for g in results["fig7"].get("budget", {}).get("groups", [])
               if any("median" in r.get("spread", {}) for r in g)]
     if not groups:
@@ -195,7 +196,7 @@ def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
     plt = _pyplot()
     widths = [max(1, sum("median" in r.get("spread", {}) for r in g)) for g in groups]   # boxes per panel
     fig, axes = plt.subplots(1, len(groups), figsize=(1.25 * sum(widths) + 1.2 * len(groups), 3.4), squeeze=False,
-                             sharey=True, gridspec_kw={"width_ratios": widths})
+                             gridspec_kw={"width_ratios": widths})
     for ax, group in zip(axes[0], groups):
         stats = [{"med": r["spread"]["median"], "q1": r["spread"]["p10"], "q3": r["spread"]["p90"],
                   "whislo": r["spread"]["min"], "whishi": r["spread"]["max"],
@@ -206,7 +207,8 @@ def budget(results: dict[str, Any], path: Path) -> Optional[Path]:
                    for r in group if "median" not in r.get("spread", {})]
         if unboxed:
             ax.set_xlabel("\n".join(unboxed), fontsize=6)
-        ax.set_title(f"{group[0]['run']} and its twins", fontsize=8)
+        size = f" ({group[0]['trained_at']} px)" if group[0].get("trained_at") else ""
+        ax.set_title(f"{group[0]['run']}\nand its twins{size}", fontsize=8)
         ax.set_ylabel("GFLOPs per image", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, axis="y")
