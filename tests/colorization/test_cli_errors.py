@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -164,12 +163,19 @@ def test_bad_input_files_of_colorize(capsys: pytest.CaptureFixture[str], tmp_pat
 
 @pytest.mark.parametrize("out", ["colorized", "colorized.txt"])
 def test_an_output_without_an_image_extension_fails_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                     tmp_path: Path, files: dict[str, Path],
                                                                     out: str) -> None:
-    start = time.perf_counter()
+    import adacolor.cli as cli
+    import adacolor.colorize as colorize
+
+    work: list[str] = []   # what ran: loading the model, reading the photo
+    real_load, real_read = cli._load_model, colorize._read_pixels
+    monkeypatch.setattr(cli, "_load_model", lambda args: work.append("model") or real_load(args))
+    monkeypatch.setattr(colorize, "_read_pixels", lambda image: work.append("photo") or real_read(image))
     _fails(capsys, ["colorize", str(files["photo"]), "--checkpoint", str(files["random"]), "--random-hints", "2",
                     "--out", str(tmp_path / out)], "--out", "use one of .png, .jpg")  # not the checkpoint's error
-    assert time.perf_counter() - start < 1.0
+    assert work == []
 
 
 def test_output_folders_that_are_files(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -268,14 +274,11 @@ sys.exit(code)
 ])
 def test_a_fast_start_without_torch(argv: list[str], code: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", START_SCRIPT, *argv], capture_output=True, text=True, env=env,
                             cwd=ROOT, timeout=60)
-    seconds = time.perf_counter() - start
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().endswith("torch imported: False")
-    assert seconds < 1.0, f"adacolor {' '.join(argv)} took {seconds:.2f} s"
+    assert result.stderr.strip().endswith("torch imported: False")   # what made it slow: no wall-clock bound
 
 
 def test_a_training_set_of_unreadable_files_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
