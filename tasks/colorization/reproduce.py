@@ -1187,8 +1187,8 @@ class SuiteInterrupted(Exception):
         """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
         import signal
 
-        number = getattr(signal, self.signal_name, None) if self.signal_name.startswith("SIG") else None
-        return 128 + int(number if number is not None else signal.SIGTERM)
+        # the train's name of the signal, or "a signal to another process" (torchrun): SIGTERM's code
+        return 128 + int(signal.Signals.__members__.get(self.signal_name, signal.SIGTERM))
 
 
 def _say(text: str) -> None:

@@ -1009,6 +1009,7 @@ def test_a_training_stopped_by_a_signal_ends_the_suite(tmp_path, monkeypatch, ca
         run_suite(make_scale("tiny"), tmp_path, ["train"])
     assert started == [make_scale("tiny").trainings[0].name]
     assert stop.value.exit_code == 143 and stop.value.step == 3
+    assert reproduce.SuiteInterrupted("x", "SIGINT", 1).exit_code == 130   # Ctrl-C, as a shell reports it
     assert not (tmp_path / "failed").exists()   # not a failure: the run resumes from its checkpoint
     code = reproduce.main(["--scale", "tiny", "--out", str(tmp_path), "--only", "train"])
     assert code == 143 and len(started) == 2
