@@ -21,6 +21,7 @@ import yaml
 
 __all__ = [
     "TrainConfig",
+    "BOOKKEEPING",
     "RECIPE_DIR",
     "list_recipes",
     "recipe_description",
@@ -313,6 +314,13 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         _check_keys([key], f"--set {item}")
         values[key] = _coerce(key, _FIELD_TYPES[key], raw.strip())
     return values
+
+
+# Fields that change no result, only what a training logs and saves on the way and where it runs:
+# a resumed run may differ in these from the run it resumes, and two trainings that differ in
+# nothing else are the same training.
+BOOKKEEPING = frozenset({"eval_every", "checkpoint_every", "log_every", "num_workers", "threads", "device",
+                         "val_images"})
 
 
 def config_values(recipe: Optional[Union[str, Path]] = None, overrides: Iterable[str] = (),

@@ -46,7 +46,11 @@ def save(out: Union[str, Path], evidence: Union[str, Path], settings: dict[str, 
     written = []
     for result in sorted((out / "eval").glob("*/result.json")) if (out / "eval").is_dir() else []:
         target = runs / "eval" / f"{result.parent.name}.json"
-        if not target.is_file() or target.read_bytes() != result.read_bytes():
+        kept = json.loads(result.read_text())
+        if kept.pop("restored_from", None) is not None:   # came from evidence: kept as it was measured
+            if _read(target) != kept:
+                _write(target, kept)
+        elif not target.is_file() or target.read_bytes() != result.read_bytes():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result, target)
         written.append(result.parent.name)

@@ -646,7 +646,7 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
         out.append(f"- `{run}` was trained with {settings} (its checkpoint's config, not the plan's).\n")
     for run, origin in (s.get("placed") or {}).items():
         out.append(f"- `{run}` was not trained by this command: its checkpoint is the {origin}, "
-                   f"trained earlier by the same recipe (`--from-shipped`).\n")
+                   f"trained earlier with the same training values from the same start (`--from-shipped`).\n")
     restored = s.get("restored") or {}
     if restored.get("results") or restored.get("trainings"):
         out.append(f"- {len(restored['results'])} of the results were measured by an earlier session's suite and "
@@ -703,6 +703,13 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                    f"{'its' if len(built) == 1 else 'their'} checkpoint being gone (results restored from the "
                    f"evidence); a network without gates does the same work whatever its weights, so its latency "
                    f"is that of the trained one. PSNR@10 is the trained model's.\n")
+    twins = [(r["label"], r["weights"].split(":", 1)[1]) for r in t2["rows"]
+             if str(r.get("weights", "")).startswith("shipped:")]
+    for label, shipped in twins:
+        out.append(f"\n{label}: timed on the shipped weights `{shipped}`, trained with the same values from the "
+                   f"same start as this suite's model, whose checkpoint is gone (its results restored from the "
+                   f"evidence); they are stored in int8, so its gates' decisions, and its time, may differ a "
+                   f"little from those of the model its PSNR@10 is of.\n")
     out.append(_missing_line(t2))
 
     # Table 3

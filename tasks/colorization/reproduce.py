@@ -53,6 +53,8 @@ __all__ = [
     "schedule",
     "to_do",
     "training_done",
+    "same_training",
+    "shipped_twin",
     "run_suite",
     "SuiteInterrupted",
     "resolved_overrides",
@@ -326,6 +328,10 @@ _FINETUNE_SETS = ("checkpoint_every=50",)   # a killed 224-px fine-tune loses mi
 _CPU_SIZES = (224, 112)   # the cpu scale in the fine-tune form: main size, and the size of what does not fit it
 _TINY_SIZES = (64, 32)    # tiny: the same two-size layout, shrunk
 _LOWRES = "icolorit-t-lowres"   # the fine-tune form's dense iColoriT-T at the smaller size (from scratch)
+# ... at the cpu scale with the first models' linear head: it is the shipped icolorit-t-cpu
+# (``--from-shipped``), made before iColoriT's conv head became the default, and the 112-px
+# fine-tunes started from it (their conv head starts new)
+_LOWRES_SETS = {"cpu": ("head=linear",), "tiny": ()}
 CPU_AIM_MINUTES = 10 * 60       # the whole cpu suite is meant to fit 10 hours on 2 cores
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
 # plumbing then sees real token and layer decisions, not keep-everything)
@@ -351,9 +357,11 @@ _CPU_WHY = (
 _CPU_FINETUNE_WHY = (
     "The cpu scale trains the Tiny models only, on Imagenette, the way adaptive ViTs are made (DynamicViT, "
     "A-ViT and AdaViT fine-tune a trained dense ViT): the dense iColoriT-T is trained once, from scratch at "
-    "112 px (`icolorit-t-lowres`, 14 epochs), and brought to 224 px with iColoriT's head (`icolorit-t`, 2 "
-    "epochs from it); every adaptive model is fine-tuned from the dense model of its size (`--init`: the "
-    "backbone and head load, the gates start new) for the same 2 epochs (590 steps of 32). The main pair "
+    "112 px with the first models' linear head (`icolorit-t-lowres`, 14 epochs), and brought to 224 px with "
+    "iColoriT's conv head (`icolorit-t`, 2 epochs from it); every adaptive model is fine-tuned from the dense "
+    "model of its size (`--init`: the backbone loads and the gates start new; the conv head loads at 224 px "
+    "and starts new at 112 px, where the base has the linear one) for the same 2 epochs (590 steps of 32). "
+    "The main pair "
     "(iColoriT-T and AdaColViT-T with its recipe's spread budget, Fig. 4, Tables 1 and 2, Figs. 7 and 8) "
     "is at 224 px, the paper's size. SwinIR-T and Uformer-T (one restoration transformer of each kind) "
     "cannot start from the ViT: they are trained from scratch at 112 px by their recipes (5 epochs, over an "
@@ -508,7 +516,7 @@ def _finetune_trainings(name: str, main: int, small: int, ablations: int, config
         return Training(name_, label, recipe, sets, roles, tags, minutes, model, size)
 
     reference = ("reference",)
-    trainings = [training(_LOWRES, f"iColoriT-T ({small} px)", "icolorit-t", True, (),
+    trainings = [training(_LOWRES, f"iColoriT-T ({small} px)", "icolorit-t", True, _LOWRES_SETS[name],
                           reference if ablations == small else (), (), small, None)]
     for m in models:
         if m.name == "icolorit-t":
@@ -750,27 +758,32 @@ def training_done(folder: Path) -> bool:
 def place_shipped(scale: Scale, out: Union[str, Path]) -> dict[str, str]:
     """Writes each shipped model as the finished checkpoint of the training it came from.
 
-    A shipped model's card names its recipe; a training of ``scale`` with that recipe and no
-    overrides, not done yet in ``out``, gets ``train/<run>/checkpoint.pt`` built from the shipped
-    fp16 weights (``shipped_checkpoint``), so its evaluations run without retraining.
+    A training of ``scale`` that a shipped model is the twin of (``shipped_twin``: its card's
+    recipe resolves to the same training values, from the same start) gets
+    ``train/<run>/checkpoint.pt`` built from the shipped weights (``shipped_checkpoint``), so its
+    evaluations run without retraining. Left alone: a training done, under way (a checkpoint of
+    its own to resume) or restored from the evidence (its results are another model's). The
+    trainings are taken in the scale's order, so a fine-tune whose base was just placed from
+    the shipped model its twin started from is placed too.
 
     Returns:
         ``{run: shipped model name}`` for the checkpoints written.
     """
+    from adacolor.evidence import restored_training
     from adacolor.train import save_checkpoint
-    from adacolor.weights import list_shipped, shipped_checkpoint
+    from adacolor.weights import shipped_checkpoint
 
     out = Path(out)
     placed: dict[str, str] = {}
-    for card in list_shipped():
-        recipe = (card.get("training") or {}).get("recipe")
-        for t in scale.trainings:
-            if t.recipe == recipe and not t.overrides and not training_done(train_dir(out, t.name)):
-                folder = train_dir(out, t.name)
-                folder.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(shipped_checkpoint(card["name"]), folder / "checkpoint.pt")
-                placed[t.name] = card["name"]
-                break
+    for t in scale.trainings:
+        folder = train_dir(out, t.name)
+        if (folder / "checkpoint.pt").is_file() or restored_training(folder) is not None:
+            continue
+        twin = shipped_twin(scale, t, out)
+        if twin is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(shipped_checkpoint(twin), folder / "checkpoint.pt")
+            placed[t.name] = twin
     return placed
 
 
@@ -806,7 +819,7 @@ def run_done(run: Run, out: Path, scale: Scale, pending: Collection[str] = ()) -
     if result is None:
         return False
     if run.kind == "bench":
-        covered = {t for t in run.trainings if t in pending or _bench_source(_training(scale, t), out) is not None}
+        covered = {t for t in run.trainings if t in pending or _bench_source(_training(scale, t), out, scale) is not None}
         return covered <= set(result.get("models", {}))
     return True
 
@@ -815,12 +828,80 @@ def _training(scale: Scale, name: str) -> Training:
     return next(t for t in scale.trainings if t.name == name)
 
 
-def _bench_source(training: Training, out: Path) -> Optional[str]:
+SHIPPED = "shipped:"   # a bench's weights source: the shipped model of that name (``shipped_twin``)
+
+
+def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two resolved training configs (``config_values``) train alike: equal in every
+    field but ``config.BOOKKEEPING`` and ``init`` (whose starts the caller compares)."""
+    from adacolor.config import BOOKKEEPING
+
+    keys = (set(a) | set(b)) - BOOKKEEPING - {"init"}
+    return all(a.get(key) == b.get(key) for key in keys)
+
+
+def _shipped_name(origin: Optional[str]) -> Optional[str]:
+    """The shipped model an ``origin`` (``shipped_checkpoint``'s) names, e.g. ``"shipped weights
+    icolorit-t-cpu (int8, ...)"`` -> ``"icolorit-t-cpu"``; None for anything else."""
+    prefix = "shipped weights "
+    return origin[len(prefix):].split(" ", 1)[0] if origin and origin.startswith(prefix) else None
+
+
+def _holds_shipped(scale: Scale, name: str, out: Path) -> Optional[str]:
+    """The shipped model whose weights training ``name`` of ``scale`` ended with: placed there
+    (``place_shipped``, or so recorded by the evidence), or its ``shipped_twin``."""
+    from adacolor.evidence import restored_training
+
+    folder = train_dir(out, name)
+    placed = _shipped_name(_origin(folder) or (restored_training(folder) or {}).get("placed"))
+    return placed or shipped_twin(scale, _training(scale, name), out)
+
+
+def _as_trained(training: Training, out: Path) -> dict[str, Any]:
+    """The config fields in which the weights of ``training`` in ``out`` were trained otherwise
+    than planned: as the evidence recorded them (restored), or as its finished checkpoint says."""
+    from adacolor.evidence import restored_training
+
+    folder = train_dir(out, training.name)
+    record = restored_training(folder)
+    return dict(record.get("differences") or {}) if record is not None else _config_differences(training, folder)
+
+
+def shipped_twin(scale: Scale, training: Training, out: Union[str, Path]) -> Optional[str]:
+    """The shipped model trained as ``training`` is, or None: the same training values
+    (``same_training``) as the card's record of its training (``card_config``; the fields it does
+    not record from its recipe as it reads today), from the same start (no init, the same init,
+    or an ``init=run:NAME`` whose weights are the card's init's shipped model). A twin stands in
+    for the training with ``--from-shipped`` (``place_shipped``), and for the weights of one
+    restored from the evidence without its checkpoint in a bench's timing."""
+    from adacolor.config import config_values
+    from adacolor.weights import card_config, list_shipped
+
+    values = {**config_values(training.recipe, training.overrides), **_as_trained(training, Path(out))}
+    for card in list_shipped():
+        recipe, recorded = (card.get("training") or {}).get("recipe"), card_config(card)
+        if recipe is None:
+            continue
+        theirs = {**config_values(recipe), **recorded}   # what the card records wins over the recipe today
+        if not same_training(values, theirs):
+            continue
+        mine, their_init = values.get("init"), theirs.get("init")
+        if mine == their_init:
+            return card["name"]
+        if (isinstance(mine, str) and mine.startswith(RUN_INIT) and isinstance(their_init, str)
+                and their_init.startswith(SHIPPED)
+                and _holds_shipped(scale, mine[len(RUN_INIT):], Path(out)) == their_init[len(SHIPPED):]):
+            return card["name"]
+    return None
+
+
+def _bench_source(training: Training, out: Path, scale: Scale) -> Optional[str]:
     """Where a bench gets a Table 2 model from: ``"checkpoint"`` (its training is finished in
-    ``out``), ``"architecture"`` (restored from the evidence without its checkpoint, and dense:
+    ``out``), or, restored from the evidence without its checkpoint: ``"architecture"`` (dense:
     weights do not change the work of a network without gates, so it is timed as built from its
-    config), or None: not trained, or restored but adaptive (its decisions, and so its time,
-    depend on its weights)."""
+    config), ``"shipped:NAME"`` (adaptive, and the shipped model NAME is its ``shipped_twin``:
+    its decisions, and so its time, are those of the same training). None: not trained, or
+    restored, adaptive and without a twin."""
     folder = train_dir(out, training.name)
     if training_done(folder):
         return "checkpoint"
@@ -831,7 +912,10 @@ def _bench_source(training: Training, out: Path) -> Optional[str]:
     from adacolor.config import config_values
     from adacolor.model import get_spec
 
-    return None if get_spec(config_values(training.recipe, training.overrides)["model"]).adaptive else "architecture"
+    if not get_spec(config_values(training.recipe, training.overrides)["model"]).adaptive:
+        return "architecture"
+    twin = shipped_twin(scale, training, out)
+    return None if twin is None else SHIPPED + twin
 
 
 # -- evaluations -----------------------------------------------------------------------------
@@ -1046,17 +1130,20 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
     from adacolor.bench import bench_input, bench_model
     from adacolor.config import make_config
     from adacolor.model import create_colorizer, load_colorizer
+    from adacolor.weights import load_shipped
 
     runtimes = bench_runtimes(scale)
     models: dict[str, Any] = {}
     inputs: dict[int, Any] = {}
     for name in run.trainings:
         training = _training(scale, name)
-        source = _bench_source(training, out)
+        source = _bench_source(training, out, scale)
         if source is None:
             continue
         if source == "checkpoint":
             model = load_colorizer(train_dir(out, name) / "checkpoint.pt")
+        elif source.startswith(SHIPPED):
+            model = load_shipped(source[len(SHIPPED):])
         else:
             config = make_config(training.recipe, training.overrides)
             model = create_colorizer(config.model, **config.model_options()).eval()
@@ -1246,7 +1333,7 @@ def _missing_inputs(run: Run, out: Path, scale: Scale) -> list[str]:
                 f"decisions depend on its weights, and Table 2 times every model in one process: delete "
                 f"{train_dir(out, t) / RESTORED} to retrain it)"
                 for t in run.trainings if restored_training(train_dir(out, t)) is not None
-                and _bench_source(_training(scale, t), out) is None]
+                and _bench_source(_training(scale, t), out, scale) is None]
     missing = [t for t in run.trainings if not training_done(train_dir(out, t))]
     compute = _compute_input(run)
     if compute is not None and _read(eval_dir(out, compute) / "result.json") is None:
@@ -1477,16 +1564,19 @@ def _budget_forms(scale: Scale, result: Any) -> dict[str, Any]:
 
 def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
     """Config fields (that change results) in which a finished checkpoint differs from the plan:
-    a checkpoint trained elsewhere and placed in ``folder`` is reported as it was trained."""
+    a checkpoint trained elsewhere and placed in ``folder`` is reported as it was trained (but
+    for its ``init``: a placed one names the shipped model its twin started from, which
+    ``place_shipped`` checked is what the plan's start holds)."""
     if not training_done(folder):
         return {}
     import torch
 
-    from adacolor.config import config_dict, make_config
+    from adacolor.config import BOOKKEEPING, config_dict, make_config
 
-    saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True).get("config", {})
+    state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
+    saved = state.get("config", {})
     planned = config_dict(make_config(training.recipe, resolved_overrides(training, folder.parent.parent)))
-    ignored = {"threads", "num_workers", "device", "log_every", "eval_every", "checkpoint_every", "val_images"}
+    ignored = BOOKKEEPING | ({"init"} if _shipped_name(state.get("origin")) else set())
     return {key: saved[key] for key in planned if key in saved and key not in ignored and saved[key] != planned[key]}
 
 
@@ -1611,8 +1701,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"what the bench (Table 2) times each model on: {', '.join(RUNTIMES)} (the others run "
                              "its exported graph; default: torch and every other one installed)")
     parser.add_argument("--from-shipped", action="store_true",
-                        help="take the trainings a shipped model came from (same recipe, no overrides) from "
-                             "its weights instead of training them")
+                        help="take the trainings a shipped model came from (its recipe's training values, from the "
+                             "same start) from its weights instead of training them")
     parser.add_argument("--restore", default=None, metavar="EVIDENCE",
                         help="first put the results kept in EVIDENCE (a --docs page's folder, e.g. docs/results) "
                              "into DIR where DIR has none: a suite goes on where an earlier session's DIR is gone")

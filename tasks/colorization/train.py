@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from adacolor.config import TrainConfig, config_dict, save_config
+from adacolor.config import BOOKKEEPING, TrainConfig, config_dict, save_config
 from adacolor.data import evenly_spaced, image_dataset
 from adacolor.loss import colorization_loss, huber_loss
 from adacolor.model import Colorizer, colorizer_state, create_colorizer, load_colorizer, read_checkpoint
@@ -52,8 +52,6 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.pt"
-# fields that change no result: a resumed run may differ in these from the run it resumes
-BOOKKEEPING = {"eval_every", "checkpoint_every", "log_every", "num_workers", "threads", "device", "val_images"}
 
 
 def mix_seed(*parts: int) -> int:

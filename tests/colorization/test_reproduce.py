@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -652,6 +653,17 @@ def test_restore_puts_kept_results_back_and_marks_them(tmp_path):
         restore(tmp_path / "other", tmp_path / "nowhere", "cpu", names)
 
 
+def test_evidence_saved_again_keeps_a_restored_result_as_it_was_measured(tmp_path):
+    from adacolor.evidence import restore, save
+
+    kept, out = _evidence(tmp_path), tmp_path / "repro"
+    restore(out, kept, "cpu", {r.name for r in plan(make_scale("cpu"))})
+    assert "restored_from" in json.loads((out / "eval" / "quality-icolorit-t" / "result.json").read_text())
+    original = (kept / "runs" / "eval" / "quality-icolorit-t.json").read_text()
+    assert "quality-icolorit-t" in save(out, kept, {"trained": []})
+    assert json.loads((kept / "runs" / "eval" / "quality-icolorit-t.json").read_text()) == json.loads(original)
+
+
 def test_restore_refuses_evidence_of_another_form(tmp_path):
     from adacolor.evidence import restore
 
@@ -960,14 +972,24 @@ def test_a_fine_tune_waits_for_its_base_and_resumes_from_its_own_checkpoint(tmp_
     assert collect(scale, moved)["settings"]["trained_otherwise"] == {}
 
 
-def test_from_shipped_places_the_trainings_the_shipped_models_came_from(tmp_path):
-    from adacolor.reproduce import place_shipped
-    from adacolor.weights import list_shipped
+def test_same_training_ignores_bookkeeping_and_init_only():
+    from adacolor.config import config_values
+    from adacolor.reproduce import same_training
 
-    scale = make_scale("cpu")
-    shipped = {card["training"]["recipe"]: card["name"] for card in list_shipped()}
-    expected = {t.name: shipped[t.recipe] for t in scale.trainings if t.recipe in shipped and not t.overrides}
-    assert expected  # the package ships at least one cpu-recipe model
+    a = config_values("cpu-adacolvit-t")
+    assert same_training(a, {**a, "log_every": 1, "checkpoint_every": 7, "threads": 2, "init": "shipped:x"})
+    assert not same_training(a, {**a, "lr": 2 * a["lr"]})
+    assert not same_training(a, {**a, "head": "linear"})
+    assert not same_training(a, {k: v for k, v in a.items() if k != "budget"})
+
+
+def test_from_shipped_places_the_trainings_the_shipped_models_are_twins_of(tmp_path):
+    from adacolor.reproduce import place_shipped, shipped_twin
+
+    scale = make_scale("cpu", form="finetune")
+    # the 112-px base is the shipped icolorit-t-cpu (linear head, no init); the 224-px pair started
+    # from it and from each other as the shipped 224-px pair did, with the same training values
+    expected = {"icolorit-t-lowres": "icolorit-t-cpu", "icolorit-t": "icolorit-t-224", "adacolvit-t": "adacolvit-t-224"}
     assert place_shipped(scale, tmp_path) == expected
     assert {t.name for t in scale.trainings if training_done(train_dir(tmp_path, t.name))} == set(expected)
     assert place_shipped(scale, tmp_path) == {}  # done trainings are left alone
@@ -976,6 +998,42 @@ def test_from_shipped_places_the_trainings_the_shipped_models_came_from(tmp_path
     assert all(f"shipped weights {expected[run]}" in origin for run, origin in settings["placed"].items())
     text = report.build_report(collect(scale, tmp_path), figures="figures")
     assert all(f"`{run}` was not trained by this command" in text for run in expected)
+    # another value is another training; so is a fine-tune whose base is not the twin's base
+    tune = next(t for t in scale.trainings if t.name == "adacolvit-t")
+    empty = tmp_path / "empty"
+    assert shipped_twin(scale, tune, empty) == "adacolvit-t-224"   # its base's twin is placeable
+    assert shipped_twin(scale, dataclasses.replace(tune, overrides=tune.overrides + ("lr=0.001",)), empty) is None
+    # ... but the checkpoint in DIR says how the weights there were trained, whatever the plan says
+    assert shipped_twin(scale, dataclasses.replace(tune, overrides=tune.overrides + ("lr=0.001",)), tmp_path) \
+        == "adacolvit-t-224"
+    other = tmp_path / "other"
+    (train_dir(other, "icolorit-t")).mkdir(parents=True)
+    (train_dir(other, "icolorit-t") / "restored.json").write_text(
+        json.dumps({"run": "icolorit-t", "placed": None, "differences": {"epochs": 3}}))
+    assert shipped_twin(scale, tune, other) is None
+    # the from-scratch form's models have iColoriT's conv head, the shipped 112-px ones the linear one
+    assert place_shipped(make_scale("cpu", form="scratch"), tmp_path / "scratch") == {}
+
+
+def test_a_restored_adaptive_model_with_a_shipped_twin_is_timed_on_the_twin(tmp_path):
+    scale = make_scale("cpu", form="finetune")
+    out = tmp_path / "repro"
+    for name, placed in (("icolorit-t-lowres", "shipped weights icolorit-t-cpu (int8, sha256 cd10512b920f)"),
+                         ("icolorit-t", None), ("adacolvit-t", None), ("adacolvit-t-sample", None)):
+        train_dir(out, name).mkdir(parents=True)
+        (train_dir(out, name) / "restored.json").write_text(json.dumps(
+            {"run": name, "placed": placed, "differences": {}, "restored_from": "docs/results"}))
+    source = {t.name: reproduce._bench_source(t, out, scale) for t in scale.trainings}
+    assert source["adacolvit-t"] == "shipped:adacolvit-t-224" and source["icolorit-t"] == "architecture"
+    assert source["adacolvit-t-sample"] is None and source["swinir-t"] is None   # no twin; not trained
+    bench = next(r for r in plan(scale) if r.name == "bench")
+    assert reproduce._missing_inputs(bench, out, scale) == []
+    timed = {"gflops": 1.02, "latency_ms_mean": 30.0, "latency_ms_std": 0.5, "latency_ms": [30.0, 30.0],
+             "weights": "shipped:adacolvit-t-224"}
+    (out / "eval" / "bench").mkdir(parents=True)
+    (out / "eval" / "bench" / "result.json").write_text(json.dumps({"run": "bench", "models": {"adacolvit-t": timed}}))
+    text = report.build_report(collect(scale, out))
+    assert "AdaColViT-T: timed on the shipped weights `adacolvit-t-224`" in text
 
 
 def test_gate_margins_count_switching_sublayers_and_the_closest_constant_one():

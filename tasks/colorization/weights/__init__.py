@@ -41,6 +41,7 @@ __all__ = [
     "load_weights_file",
     "export_weights",
     "shipped_checkpoint",
+    "card_config",
     "file_sha256",
     "quantize_int8",
     "dequantize_int8",
@@ -203,12 +204,24 @@ def load_shipped(name: Optional[str] = None, directory: Union[str, Path] = WEIGH
                              model_args=card["model_args"])
 
 
+def card_config(card: dict[str, Any]) -> dict[str, Any]:
+    """The training config a card records, completed from its ``model_args`` (``model``,
+    ``image_size``, ``backbone``, ``head``: what the weights are, whatever the recipe says now;
+    older cards record no ``head``). Empty when the card records no training."""
+    training = card.get("training") or {}
+    if not training:
+        return {}
+    args = card.get("model_args") or {}
+    built = {"model": args.get("name"), **{k: args[k] for k in ("image_size", "backbone", "head") if k in args}}
+    return {**{k: v for k, v in built.items() if v is not None or k == "backbone"}, **(training.get("config") or {})}
+
+
 def shipped_checkpoint(name: Optional[str] = None, directory: Union[str, Path] = WEIGHTS_DIR) -> dict[str, Any]:
     """A shipped model as the checkpoint of its finished training, for ``load_colorizer``.
 
     The weights are the shipped fp16 ones cast to fp32 (no optimizer state: it evaluates, it
     does not resume). ``step`` and ``total_steps`` are the card's final step, ``config`` the
-    card's training config, and ``origin`` says where the weights came from.
+    card's training config (``card_config``), and ``origin`` says where the weights came from.
     """
     card = shipped_card(name, directory)
     model = load_shipped(card["name"], directory)
@@ -218,7 +231,7 @@ def shipped_checkpoint(name: Optional[str] = None, directory: Union[str, Path] =
         raise ValueError(f"shipped model {card['name']}: its card records no training step, so it is not "
                          f"known to be a finished training")
     return {"model_args": dict(card["model_args"]), "model": model.state_dict(), "step": int(step),
-            "total_steps": int(step), "config": dict(training.get("config") or {}),
+            "total_steps": int(step), "config": card_config(card),
             "origin": f"shipped weights {card['name']} ({card.get('dtype', 'float16')}, sha256 {card['sha256'][:12]})"}
 
 
