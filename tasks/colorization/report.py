@@ -487,7 +487,10 @@ def table2_section(t2: dict[str, Any]) -> str:
     out = [_table(header, rows), f"\nThe paper's columns are its {source('table2')}.\n"]
     if st.get("repeats"):
         out.append(f"\nMean ± std over {st['repeats']} repeats, each the median of {st['runs']} timed runs after "
-                   f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}).\n")
+                   f"{st['warmup']} warm-up runs, in one process (torch {st['torch']}, {st['cpu']}), all on one "
+                   f"input (`adacolor.bench.bench_input`: scikit-image's astronaut with 10 hints): an adaptive "
+                   f"model's GFLOPs and latency here are those of its decisions on that photo, and its PSNR@10 "
+                   f"and the GFLOPs of Fig. 4 are means over the evaluation photos.\n")
     if runtimes != ["torch"]:
         versions = st.get("versions") or {}
         others = ", ".join(f"{names.get(rt, rt)}" + (f" {versions[rt]}" if versions.get(rt) else "")
