@@ -332,6 +332,10 @@ _LOWRES = "icolorit-t-lowres"   # the fine-tune form's dense iColoriT-T at the s
 # (``--from-shipped``), made before iColoriT's conv head became the default, and the 112-px
 # fine-tunes started from it (their conv head starts new)
 _LOWRES_SETS = {"cpu": ("head=linear",), "tiny": ()}
+# The dense reference of the ablations at the smaller size: the dense base given the same fine-tune
+# as the adaptive models there (the same steps, and the conv head they all have), so that the
+# gates are the one difference (the base's GFLOPs are those of another head at the cpu scale)
+_LOWRES_TUNED = "icolorit-t-lowres-tuned"
 CPU_AIM_MINUTES = 10 * 60       # the whole cpu suite is meant to fit 10 hours on 2 cores
 # tiny: a high learning rate and sparsity weight so that 8 steps already move the gates (the
 # plumbing then sees real token and layer decisions, not keep-everything)
@@ -360,7 +364,9 @@ _CPU_FINETUNE_WHY = (
     "112 px with the first models' linear head (`icolorit-t-lowres`, 14 epochs), and brought to 224 px with "
     "iColoriT's conv head (`icolorit-t`, 2 epochs from it); every adaptive model is fine-tuned from the dense "
     "model of its size (`--init`: the backbone loads and the gates start new; the conv head loads at 224 px "
-    "and starts new at 112 px, where the base has the linear one) for the same 2 epochs (590 steps of 32). "
+    "and starts new at 112 px, where the base has the linear one) for the same 2 epochs (590 steps of 32); "
+    "the dense reference of the models at 112 px is the base given that same fine-tune "
+    "(`icolorit-t-lowres-tuned`: the conv head, 2 epochs), so that the gates are the one difference. "
     "The main pair "
     "(iColoriT-T and AdaColViT-T with its recipe's spread budget, Fig. 4, Tables 1 and 2, Figs. 7 and 8) "
     "is at 224 px, the paper's size. SwinIR-T and Uformer-T (one restoration transformer of each kind) "
@@ -516,8 +522,11 @@ def _finetune_trainings(name: str, main: int, small: int, ablations: int, config
         return Training(name_, label, recipe, sets, roles, tags, minutes, model, size)
 
     reference = ("reference",)
-    trainings = [training(_LOWRES, f"iColoriT-T ({small} px)", "icolorit-t", True, _LOWRES_SETS[name],
-                          reference if ablations == small else (), (), small, None)]
+    trainings = [training(_LOWRES, f"iColoriT-T ({small} px)", "icolorit-t", True, _LOWRES_SETS[name], (), (),
+                          small, None)]
+    if ablations == small:
+        trainings.append(training(_LOWRES_TUNED, f"iColoriT-T ({small} px, fine-tuned)", "icolorit-t", True, (),
+                                  reference, (), small, _LOWRES))
     for m in models:
         if m.name == "icolorit-t":
             roles = m.roles + (reference if ablations == main else ())

@@ -814,10 +814,12 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         main(args)
     before = list(trained)
-    assert before == ["icolorit-t-lowres", "icolorit-t", "adacolvit-t"] and inits == ["icolorit-t", "adacolvit-t"]
+    # the dense base, its fine-tune at the same size (the ablations' reference), the dense main model
+    dense = ["icolorit-t-lowres", "icolorit-t-lowres-tuned", "icolorit-t"]
+    assert before == dense + ["adacolvit-t"] and inits == dense[1:] + ["adacolvit-t"]
     assert main(args) == 0   # run again: goes on where it was killed
     again = trained[len(before):]
-    assert not set(again) & {"icolorit-t-lowres", "icolorit-t"}   # finished trainings are not trained again
+    assert not set(again) & set(dense)   # finished trainings are not trained again
     assert again.count("adacolvit-t") == 1 and inits.count("adacolvit-t") == 1   # resumed, not re-initialised
     assert torch.load(out / "train" / "adacolvit-t" / "checkpoint.pt", weights_only=True)["step"] == 8
     assert json.loads((out / "suite.json").read_text()) == {"scale": "tiny", "form": "finetune"}
@@ -848,7 +850,9 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert [(r["run"], r["form"]) for r in results["table1"]["rows"]] == [(r["run"], r["form"]) for r in results["fig4"]["rows"]]
     assert {r["run"]: r["scored_at"] for r in results["table2"]["rows"]} == {r: 64 for r in how}
     reference = results["table3"]["reference"]
-    assert reference["run"] == "icolorit-t-lowres" and reference["form"] == "scratch" and reference["trained_at"] == 32
+    # the ablations' dense reference had their fine-tune: the same base, steps and head, without gates
+    assert reference["run"] == "icolorit-t-lowres-tuned" and reference["form"] == "finetune"
+    assert reference["init"] == "icolorit-t-lowres" and reference["trained_at"] == 32
     assert results["table2"]["runtimes"] == ["torch"] and all(set(r["runtimes"]) == {"torch"} for r in results["table2"]["rows"])
     gates = results["fig7"]["layer_gates"]   # the tiny AdaColViT-T: 4 blocks, 2 sub-layers each
     assert gates["sublayers"] == 8 and gates["images"] == results["fig7"]["images"]
@@ -873,7 +877,7 @@ def test_tiny_suite_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert "tiny (plumbing check, not numbers)" in text and "## The paper's claims, checked" in text
     assert "- Form: fine-tuned (`--form finetune`)" in text
     assert "| SwinIR-T | from scratch, 32 px (scored at 64 px) |" in text
-    assert "The dense iColoriT-T of this table is `icolorit-t-lowres` (from scratch, 32 px)" in text
+    assert "The dense iColoriT-T of this table is `icolorit-t-lowres-tuned` (fine-tuned from `icolorit-t-lowres`, 32 px)" in text
 
     # the docs page keeps each run's result; a fresh DIR restored from it gives the same results
     from adacolor.reproduce import write_outputs
