@@ -413,8 +413,9 @@ def _check_device(device: str, option: str) -> None:
 def _train(args: argparse.Namespace) -> int:
     from adacolor.config import make_config
     from adacolor.train import train
+    from adacolor.weights import SHIPPED_PREFIX
 
-    if args.init is not None and not args.init.startswith("shipped:"):
+    if args.init is not None and not args.init.startswith(SHIPPED_PREFIX):
         _check_checkpoint(args.init)
     config = make_config(args.recipe, args.overrides + ([f"init={args.init}"] if args.init is not None else []))
     result = train(config, args.out, resume=not args.no_resume)

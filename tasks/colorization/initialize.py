@@ -27,10 +27,10 @@ from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
 from adacolor.model import Colorizer, read_checkpoint, with_head
+from adacolor.weights import SHIPPED_PREFIX
 
 __all__ = ["InitSource", "InitReport", "read_init_source", "architecture", "fit_state", "initialize_from"]
 
-SHIPPED_PREFIX = "shipped:"
 POS_EMBED = "backbone.pos_embed"
 
 

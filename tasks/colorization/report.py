@@ -16,6 +16,7 @@ import math
 from typing import Any, Iterable, Optional, Sequence
 
 from adacolor.paper import CITATION, load_figures, paper_value, source, table_rows, table_title, text_differs
+from adacolor.weights import SHIPPED_PREFIX
 
 __all__ = [
     "PAPER_NAMES",
@@ -706,8 +707,8 @@ def build_report(results: dict[str, Any], figures: str = "figures", present: Opt
                    f"{'its' if len(built) == 1 else 'their'} checkpoint being gone (results restored from the "
                    f"evidence); a network without gates does the same work whatever its weights, so its latency "
                    f"is that of the trained one. PSNR@10 is the trained model's.\n")
-    twins = [(r["label"], r["weights"].split(":", 1)[1]) for r in t2["rows"]
-             if str(r.get("weights", "")).startswith("shipped:")]
+    twins = [(r["label"], r["weights"][len(SHIPPED_PREFIX):]) for r in t2["rows"]
+             if str(r.get("weights", "")).startswith(SHIPPED_PREFIX)]
     for label, shipped in twins:
         out.append(f"\n{label}: timed on the shipped weights `{shipped}`, trained with the same values from the "
                    f"same start as this suite's model, whose checkpoint is gone (its results restored from the "

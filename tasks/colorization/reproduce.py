@@ -837,9 +837,6 @@ def _training(scale: Scale, name: str) -> Training:
     return next(t for t in scale.trainings if t.name == name)
 
 
-SHIPPED = "shipped:"   # a bench's weights source: the shipped model of that name (``shipped_twin``)
-
-
 def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two resolved training configs (``config_values``) train alike: equal in every
     field but ``config.BOOKKEEPING`` and ``init`` (whose starts the caller compares)."""
@@ -849,20 +846,14 @@ def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(key) == b.get(key) for key in keys)
 
 
-def _shipped_name(origin: Optional[str]) -> Optional[str]:
-    """The shipped model an ``origin`` (``shipped_checkpoint``'s) names, e.g. ``"shipped weights
-    icolorit-t-cpu (int8, ...)"`` -> ``"icolorit-t-cpu"``; None for anything else."""
-    prefix = "shipped weights "
-    return origin[len(prefix):].split(" ", 1)[0] if origin and origin.startswith(prefix) else None
-
-
 def _holds_shipped(scale: Scale, name: str, out: Path) -> Optional[str]:
     """The shipped model whose weights training ``name`` of ``scale`` ended with: placed there
     (``place_shipped``, or so recorded by the evidence), or its ``shipped_twin``."""
     from adacolor.evidence import restored_training
+    from adacolor.weights import origin_model
 
     folder = train_dir(out, name)
-    placed = _shipped_name(_origin(folder) or (restored_training(folder) or {}).get("placed"))
+    placed = origin_model(_origin(folder) or (restored_training(folder) or {}).get("placed"))
     return placed or shipped_twin(scale, _training(scale, name), out)
 
 
@@ -884,7 +875,7 @@ def shipped_twin(scale: Scale, training: Training, out: Union[str, Path]) -> Opt
     for the training with ``--from-shipped`` (``place_shipped``), and for the weights of one
     restored from the evidence without its checkpoint in a bench's timing."""
     from adacolor.config import config_values
-    from adacolor.weights import card_config, list_shipped
+    from adacolor.weights import SHIPPED_PREFIX, card_config, list_shipped
 
     values = {**config_values(training.recipe, training.overrides), **_as_trained(training, Path(out))}
     for card in list_shipped():
@@ -898,8 +889,8 @@ def shipped_twin(scale: Scale, training: Training, out: Union[str, Path]) -> Opt
         if mine == their_init:
             return card["name"]
         if (isinstance(mine, str) and mine.startswith(RUN_INIT) and isinstance(their_init, str)
-                and their_init.startswith(SHIPPED)
-                and _holds_shipped(scale, mine[len(RUN_INIT):], Path(out)) == their_init[len(SHIPPED):]):
+                and their_init.startswith(SHIPPED_PREFIX)
+                and _holds_shipped(scale, mine[len(RUN_INIT):], Path(out)) == their_init[len(SHIPPED_PREFIX):]):
             return card["name"]
     return None
 
@@ -923,8 +914,10 @@ def _bench_source(training: Training, out: Path, scale: Scale) -> Optional[str]:
 
     if not get_spec(config_values(training.recipe, training.overrides)["model"]).adaptive:
         return "architecture"
+    from adacolor.weights import SHIPPED_PREFIX
+
     twin = shipped_twin(scale, training, out)
-    return None if twin is None else SHIPPED + twin
+    return None if twin is None else SHIPPED_PREFIX + twin
 
 
 # -- evaluations -----------------------------------------------------------------------------
@@ -1139,7 +1132,7 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
     from adacolor.bench import bench_input, bench_model
     from adacolor.config import make_config
     from adacolor.model import create_colorizer, load_colorizer
-    from adacolor.weights import load_shipped
+    from adacolor.weights import SHIPPED_PREFIX, load_shipped
 
     runtimes = bench_runtimes(scale)
     models: dict[str, Any] = {}
@@ -1151,8 +1144,8 @@ def _bench(run: Evaluation, out: Path, scale: Scale) -> dict[str, Any]:
             continue
         if source == "checkpoint":
             model = load_colorizer(train_dir(out, name) / "checkpoint.pt")
-        elif source.startswith(SHIPPED):
-            model = load_shipped(source[len(SHIPPED):])
+        elif source.startswith(SHIPPED_PREFIX):
+            model = load_shipped(source[len(SHIPPED_PREFIX):])
         else:
             config = make_config(training.recipe, training.overrides)
             model = create_colorizer(config.model, **config.model_options()).eval()
@@ -1581,11 +1574,12 @@ def _config_differences(training: Training, folder: Path) -> dict[str, Any]:
     import torch
 
     from adacolor.config import BOOKKEEPING, config_dict, make_config
+    from adacolor.weights import origin_model
 
     state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
     saved = state.get("config", {})
     planned = config_dict(make_config(training.recipe, resolved_overrides(training, folder.parent.parent)))
-    ignored = BOOKKEEPING | ({"init"} if _shipped_name(state.get("origin")) else set())
+    ignored = BOOKKEEPING | ({"init"} if origin_model(state.get("origin")) else set())
     return {key: saved[key] for key in planned if key in saved and key not in ignored and saved[key] != planned[key]}
 
 

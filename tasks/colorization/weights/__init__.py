@@ -42,6 +42,8 @@ __all__ = [
     "export_weights",
     "shipped_checkpoint",
     "card_config",
+    "SHIPPED_PREFIX",
+    "origin_model",
     "file_sha256",
     "quantize_int8",
     "dequantize_int8",
@@ -55,6 +57,8 @@ _METADATA_KEY = "adacolor.model_args"  # safetensors metadata: the model_args as
 STORAGE_DTYPES = ("float16", "int8")
 INT8_MIN_NUMEL = 4096                  # smaller tensors (biases, norms, gates' vectors) stay float16
 FP16_PREFIXES = ("head.",)             # the head writes the colours: its int8 error dominated (docs: Models)
+SHIPPED_PREFIX = "shipped:"            # shipped:NAME names a shipped model (--init, a bench's weights)
+_ORIGIN_PREFIX = "shipped weights "    # how a checkpoint built from shipped weights says so (``origin``)
 _SCALE_SUFFIX = ".int8_scale"          # the per-output-channel scales of an int8 tensor KEY: KEY + this
 
 
@@ -204,6 +208,14 @@ def load_shipped(name: Optional[str] = None, directory: Union[str, Path] = WEIGH
                              model_args=card["model_args"])
 
 
+def origin_model(origin: Optional[str]) -> Optional[str]:
+    """The shipped model a checkpoint's ``origin`` (``shipped_checkpoint``'s) names, e.g.
+    ``"shipped weights icolorit-t-cpu (int8, ...)"`` -> ``"icolorit-t-cpu"``; None for any other."""
+    if not origin or not origin.startswith(_ORIGIN_PREFIX):
+        return None
+    return origin[len(_ORIGIN_PREFIX):].split(" ", 1)[0]
+
+
 def card_config(card: dict[str, Any]) -> dict[str, Any]:
     """The training config a card records, completed from its ``model_args`` (``model``,
     ``image_size``, ``backbone``, ``head``: what the weights are, whatever the recipe says now;
@@ -232,7 +244,7 @@ def shipped_checkpoint(name: Optional[str] = None, directory: Union[str, Path] =
                          f"known to be a finished training")
     return {"model_args": dict(card["model_args"]), "model": model.state_dict(), "step": int(step),
             "total_steps": int(step), "config": card_config(card),
-            "origin": f"shipped weights {card['name']} ({card.get('dtype', 'float16')}, sha256 {card['sha256'][:12]})"}
+            "origin": f"{_ORIGIN_PREFIX}{card['name']} ({card.get('dtype', 'float16')}, sha256 {card['sha256'][:12]})"}
 
 
 def export_weights(checkpoint: Union[str, Path], name: str, description: str,
